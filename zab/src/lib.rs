@@ -1,0 +1,1 @@
+//! ZAB atomic broadcast (see module docs once written).
