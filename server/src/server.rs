@@ -1,0 +1,138 @@
+//! Starting and stopping a server: recovery from disk, the pipeline task, the
+//! client listener, and clean shutdown.
+//!
+//! Recovery: the newest valid snapshot is loaded, then every txn in the log after
+//! it is replayed (the log drops a torn tail itself; corruption in the middle stops
+//! the start with an error naming the file and offset). The epoch is bumped on every
+//! start, as a new ZAB leader does, so zxids never repeat across restarts.
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::storage::epoch::{EpochStore, Epochs, FileEpochStore};
+use crate::storage::group_commit::GroupCommit;
+use crate::storage::log::FileTxnLog;
+use crate::storage::snapshot::FileSnapshotStore;
+use crate::storage::{SnapshotStore, TxnLog};
+use crate::tree::DataTree;
+use crate::txn::Txn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// A running server.
+pub struct Server {
+    native_addr: SocketAddr,
+    core: Arc<Core>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// State rebuilt from the data directory.
+struct Recovered {
+    tree: DataTree,
+    epoch: u32,
+    log: FileTxnLog,
+    snapshots: FileSnapshotStore,
+    since_snapshot: u64,
+}
+
+fn recover(config: &Config) -> Result<Recovered> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)?;
+    let started = Instant::now();
+    let mut epochs = FileEpochStore::open(dir).map_err(|e| Error::Storage(e.to_string()))?;
+    let snapshots = FileSnapshotStore::open(dir).map_err(|e| Error::Storage(e.to_string()))?;
+    let log = FileTxnLog::open(dir, config.log_segment_bytes).map_err(|e| Error::Storage(e.to_string()))?;
+    let mut tree = match snapshots.latest().map_err(|e| Error::Storage(e.to_string()))? {
+        Some((zxid, body)) => {
+            let tree = DataTree::deserialize(&body)
+                .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?;
+            info!(zxid = format_args!("{zxid:#x}"), nodes = tree.node_count(), "loaded snapshot");
+            tree
+        }
+        None => DataTree::new(),
+    };
+    let from = tree.last_applied_zxid() as u64;
+    let records = log.read_after(from).map_err(|e| Error::Storage(e.to_string()))?;
+    let replayed = records.len() as u64;
+    for (zxid, payload) in records {
+        let txn = Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))?;
+        tree.apply(&txn);
+    }
+    let last = tree.last_applied_zxid().max(log.last_zxid() as i64);
+    let stored = epochs.load().map_err(|e| Error::Storage(e.to_string()))?;
+    let epoch = stored.current.max(stored.accepted).max((last >> 32) as u32) + 1;
+    epochs
+        .save(Epochs { accepted: epoch, current: epoch })
+        .map_err(|e| Error::Storage(e.to_string()))?;
+    info!(
+        last_zxid = format_args!("{last:#x}"),
+        replayed,
+        epoch,
+        ms = started.elapsed().as_millis() as u64,
+        "recovered data directory {}",
+        dir.display()
+    );
+    Ok(Recovered { tree, epoch, log, snapshots, since_snapshot: replayed })
+}
+
+impl Server {
+    /// Recovers the data directory, binds the client port and starts serving.
+    pub async fn start(config: Config) -> Result<Server> {
+        config.validate()?;
+        let recovered = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || recover(&config))
+                .await
+                .map_err(|e| Error::Storage(format!("recovery task failed: {e}")))??
+        };
+        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let native_addr = listener.local_addr()?;
+
+        let shutdown = CancellationToken::new();
+        let (writes_tx, writes_rx) = mpsc::unbounded_channel();
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        let log = GroupCommit::spawn(
+            Box::new(recovered.log) as Box<dyn TxnLog>,
+            Box::new(move |zxid| {
+                let _ = durable_tx.send(zxid);
+            }),
+        );
+        let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx));
+        let pipeline = Pipeline::new(
+            core.clone(),
+            log,
+            Box::new(recovered.snapshots),
+            recovered.epoch,
+            recovered.since_snapshot,
+        );
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())));
+        tasks.push(tokio::spawn(crate::native::serve(listener, core.clone(), shutdown.clone())));
+        info!(%native_addr, "serving native protocol");
+        Ok(Server { native_addr, core, shutdown, tasks })
+    }
+
+    pub fn native_addr(&self) -> SocketAddr {
+        self.native_addr
+    }
+
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Stops accepting, closes connections, lets in-flight writes become durable.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
