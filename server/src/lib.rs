@@ -1,1 +1,3 @@
 //! Server.
+
+pub mod storage;
