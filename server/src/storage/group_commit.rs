@@ -353,3 +353,227 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{FileTxnLog, LogOptions, MemoryLogDisk, MemoryTxnLog};
+    use std::sync::mpsc::RecvTimeoutError;
+
+    type Seen = Arc<Mutex<Vec<u64>>>;
+
+    fn recorder() -> (Seen, Box<dyn Fn(u64) + Send>) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        (seen, Box::new(move |z| s.lock().unwrap().push(z)))
+    }
+
+    fn no_fatal() -> Box<dyn FnOnce(&Error) + Send> {
+        Box::new(|e| panic!("unexpected fatal error: {e}"))
+    }
+
+    fn rec(z: u64) -> (u64, Bytes) {
+        (z, Bytes::from(format!("txn {z}")))
+    }
+
+    #[test]
+    fn concurrent_writers_all_become_durable_in_order() {
+        let disk = MemoryLogDisk::new();
+        let (seen, on_durable) = recorder();
+        let gc = GroupCommit::spawn(Box::new(MemoryTxnLog::open(&disk)), on_durable, no_fatal())
+            .unwrap();
+        // The zxid is assigned and sent under one lock, as the leader does.
+        let next = Mutex::new(0u64);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..250 {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        gc.append(vec![rec(*n)]).unwrap();
+                    }
+                });
+            }
+        });
+        let stats = gc.stats();
+        gc.shutdown().unwrap();
+        let log = MemoryTxnLog::open(&disk);
+        let got = log.read_after(0).unwrap();
+        assert_eq!(got, (1..=1000).map(rec).collect::<Vec<_>>());
+        let seen = seen.lock().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last(), Some(&1000));
+        assert_eq!(stats.records.load(Ordering::Relaxed), 1000);
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), seen.len() as u64);
+        assert!(stats.sync_latency_quantile(0.5).is_some());
+    }
+
+    /// A log whose `sync` announces itself and waits for the test's go.
+    struct GatedLog {
+        inner: MemoryTxnLog,
+        entered: Sender<()>,
+        go: Receiver<()>,
+    }
+
+    impl TxnLog for GatedLog {
+        fn append(&mut self, zxid: u64, payload: &[u8]) -> Result<()> {
+            self.inner.append(zxid, payload)
+        }
+        fn sync(&mut self) -> Result<()> {
+            let _ = self.entered.send(());
+            let _ = self.go.recv();
+            self.inner.sync()
+        }
+        fn last_zxid(&self) -> u64 {
+            self.inner.last_zxid()
+        }
+        fn base_zxid(&self) -> u64 {
+            self.inner.base_zxid()
+        }
+        fn read_after(&self, zxid: u64) -> Result<Vec<(u64, Bytes)>> {
+            self.inner.read_after(zxid)
+        }
+        fn truncate_after(&mut self, zxid: u64) -> Result<()> {
+            self.inner.truncate_after(zxid)
+        }
+        fn purge_before(&mut self, zxid: u64) -> Result<()> {
+            self.inner.purge_before(zxid)
+        }
+        fn reset(&mut self, after: u64) -> Result<()> {
+            self.inner.reset(after)
+        }
+    }
+
+    #[test]
+    fn writes_queued_during_a_sync_share_the_next_one() {
+        let disk = MemoryLogDisk::new();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let log = GatedLog {
+            inner: MemoryTxnLog::open(&disk),
+            entered: entered_tx,
+            go: go_rx,
+        };
+        let (seen, on_durable) = recorder();
+        let gc = GroupCommit::spawn(Box::new(log), on_durable, no_fatal()).unwrap();
+        gc.append(vec![rec(1)]).unwrap();
+        entered.recv().unwrap(); // the thread is inside the first sync
+        for z in 2..=11 {
+            gc.append(vec![rec(z)]).unwrap();
+        }
+        go.send(()).unwrap();
+        entered.recv().unwrap(); // second sync: everything queued meanwhile
+        go.send(()).unwrap();
+        let stats = gc.stats();
+        drop(gc);
+        assert_eq!(*seen.lock().unwrap(), vec![1, 11]);
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.max_batch.load(Ordering::Relaxed), 10);
+        assert_eq!(stats.mean_batch(), 5.5);
+        assert_eq!(
+            entered.recv_timeout(Duration::from_millis(10)),
+            Err(RecvTimeoutError::Disconnected),
+            "no third sync"
+        );
+    }
+
+    #[test]
+    fn control_commands_are_ordered_with_appends() {
+        let disk = MemoryLogDisk::new();
+        let (seen, on_durable) = recorder();
+        let gc = GroupCommit::spawn(Box::new(MemoryTxnLog::open(&disk)), on_durable, no_fatal())
+            .unwrap();
+        gc.append((1..=10).map(rec).collect()).unwrap();
+        gc.truncate_after(5).unwrap();
+        assert_eq!(
+            seen.lock().unwrap().last(),
+            Some(&10),
+            "synced before truncating"
+        );
+        assert_eq!(gc.durable_zxid(), 5);
+        assert_eq!(
+            gc.read_after(0).unwrap(),
+            (1..=5).map(rec).collect::<Vec<_>>()
+        );
+        gc.append(vec![rec(6)]).unwrap();
+        assert_eq!(
+            gc.read_after(5).unwrap(),
+            vec![rec(6)],
+            "read waits for the sync"
+        );
+        gc.reset(100).unwrap();
+        assert!(matches!(gc.read_after(50), Err(Error::Compacted { .. })));
+        gc.append((101..=103).map(rec).collect()).unwrap();
+        gc.purge_before(102).unwrap();
+        assert_eq!(gc.read_after(101).unwrap(), vec![rec(102), rec(103)]);
+        assert_eq!(gc.durable_zxid(), 103);
+        gc.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_failing_log_stops_the_thread_and_reports_once() {
+        let (fatal_tx, fatal_rx) = mpsc::channel();
+        let (seen, on_durable) = recorder();
+        let gc = GroupCommit::spawn(
+            Box::new(MemoryTxnLog::open(&MemoryLogDisk::new())),
+            on_durable,
+            Box::new(move |e| fatal_tx.send(e.to_string()).unwrap()),
+        )
+        .unwrap();
+        gc.append(vec![rec(5)]).unwrap();
+        gc.append(vec![rec(3)]).unwrap(); // out of order: a caller bug, fatal
+        let msg = fatal_rx.recv().unwrap();
+        assert!(msg.contains("does not follow"), "{msg}");
+        assert!(
+            matches!(gc.truncate_after(1), Err(Error::Stopped(m)) if m.contains("does not follow"))
+        );
+        assert!(matches!(gc.append(vec![rec(9)]), Err(Error::Stopped(_))));
+        assert!(matches!(gc.shutdown(), Err(Error::Stopped(_))));
+        assert!(!seen.lock().unwrap().contains(&3));
+    }
+
+    #[test]
+    fn dropping_the_handle_flushes_to_the_file_log() {
+        let d = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            segment_size: 4096,
+            write_buffer: 1024,
+        };
+        let log = FileTxnLog::open(d.path().join("log"), opts.clone()).unwrap();
+        let (seen, on_durable) = recorder();
+        let gc = GroupCommit::spawn(Box::new(log), on_durable, no_fatal()).unwrap();
+        for z in 1..=300 {
+            gc.append(vec![rec(z)]).unwrap();
+        }
+        drop(gc);
+        assert_eq!(seen.lock().unwrap().last(), Some(&300));
+        let log = FileTxnLog::open(d.path().join("log"), opts).unwrap();
+        assert_eq!(
+            log.read_after(0).unwrap(),
+            (1..=300).map(rec).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn latency_quantiles_come_from_the_histogram() {
+        let s = GroupCommitStats::default();
+        assert_eq!(s.sync_latency_quantile(0.5), None);
+        for _ in 0..9 {
+            s.record_sync(1, Duration::from_micros(100)); // bucket < 128 µs
+        }
+        s.record_sync(1, Duration::from_millis(10)); // bucket < 16384 µs
+        assert_eq!(
+            s.sync_latency_quantile(0.5),
+            Some(Duration::from_micros(128))
+        );
+        assert_eq!(
+            s.sync_latency_quantile(0.9),
+            Some(Duration::from_micros(128))
+        );
+        assert_eq!(
+            s.sync_latency_quantile(0.99),
+            Some(Duration::from_micros(16384))
+        );
+        assert_eq!(s.max_sync_nanos.load(Ordering::Relaxed), 10_000_000);
+    }
+}
