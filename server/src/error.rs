@@ -14,7 +14,9 @@ pub enum Error {
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[from] crate::storage::Error),
+    #[error("{0}")]
+    Task(String),
     #[error("corrupt data: {0}")]
     Corrupt(String),
     #[error("server is shutting down")]

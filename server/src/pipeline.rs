@@ -26,6 +26,7 @@ use crate::request::WriteOp;
 use crate::storage::group_commit::GroupCommit;
 use crate::storage::SnapshotStore;
 use crate::txn::Txn;
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,8 @@ pub struct Pipeline {
     core: Arc<Core>,
     pending: Pending,
     log: GroupCommit,
-    snapshots: Box<dyn SnapshotStore>,
+    /// Shared with the blocking task that writes snapshot files.
+    snapshots: Arc<Mutex<Box<dyn SnapshotStore>>>,
     /// Txns logged but not yet durable, in zxid order, with who waits for them.
     in_flight: VecDeque<(Txn, Option<Completion>)>,
     epoch: u32,
@@ -68,7 +70,7 @@ impl Pipeline {
             core,
             pending: Pending::default(),
             log,
-            snapshots,
+            snapshots: Arc::new(Mutex::new(snapshots)),
             in_flight: VecDeque::new(),
             epoch,
             counter: 0,
@@ -160,7 +162,14 @@ impl Pipeline {
             Ok(txn) => {
                 self.counter += 1;
                 let payload = txn.encode();
-                self.log.append(zxid as u64, payload.into());
+                if let Err(e) = self.log.append(vec![(zxid as u64, payload.into())]) {
+                    // The log thread stopped after a fatal error: acknowledge nothing more.
+                    error!(error = %e, "cannot log txn");
+                    if let Some(c) = w.completion {
+                        c.complete(Outcome::Err(ErrorCode::SystemError));
+                    }
+                    return;
+                }
                 self.in_flight.push_back((txn, w.completion));
             }
             Err(e) => {
@@ -219,17 +228,17 @@ impl Pipeline {
         };
         let size = body.len();
         let retain = self.core.config().snap_retain;
-        let mut store = std::mem::replace(&mut self.snapshots, Box::new(crate::storage::memory::MemorySnapshotStore::new()));
+        let store = self.snapshots.clone();
         let result = tokio::task::spawn_blocking(move || {
+            let mut store = store.lock();
             let saved = store.save(zxid as u64, &body);
             let purged = saved.as_ref().ok().map(|_| store.purge(retain));
             let oldest = store.list().ok().and_then(|l| l.into_iter().min());
-            (store, saved, purged, oldest)
+            (saved, purged, oldest)
         })
         .await;
         match result {
-            Ok((store, saved, purged, oldest)) => {
-                self.snapshots = store;
+            Ok((saved, purged, oldest)) => {
                 match saved {
                     Ok(()) => {
                         info!(zxid = format_args!("{zxid:#x}"), bytes = size, ms = started.elapsed().as_millis() as u64, "snapshot taken");

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::storage::epoch::{EpochStore, Epochs, FileEpochStore};
 use crate::storage::group_commit::GroupCommit;
-use crate::storage::log::FileTxnLog;
+use crate::storage::log::{FileTxnLog, LogOptions};
 use crate::storage::snapshot::FileSnapshotStore;
 use crate::storage::{SnapshotStore, TxnLog};
 use crate::tree::DataTree;
@@ -47,10 +47,13 @@ fn recover(config: &Config) -> Result<Recovered> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
     let started = Instant::now();
-    let mut epochs = FileEpochStore::open(dir).map_err(|e| Error::Storage(e.to_string()))?;
-    let snapshots = FileSnapshotStore::open(dir).map_err(|e| Error::Storage(e.to_string()))?;
-    let log = FileTxnLog::open(dir, config.log_segment_bytes).map_err(|e| Error::Storage(e.to_string()))?;
-    let mut tree = match snapshots.latest().map_err(|e| Error::Storage(e.to_string()))? {
+    let mut epochs = FileEpochStore::open(dir)?;
+    let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
+    let log = FileTxnLog::open(
+        dir.join("log"),
+        LogOptions { segment_size: config.log_segment_bytes, ..LogOptions::default() },
+    )?;
+    let mut tree = match snapshots.latest()? {
         Some((zxid, body)) => {
             let tree = DataTree::deserialize(&body)
                 .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?;
@@ -60,18 +63,16 @@ fn recover(config: &Config) -> Result<Recovered> {
         None => DataTree::new(),
     };
     let from = tree.last_applied_zxid() as u64;
-    let records = log.read_after(from).map_err(|e| Error::Storage(e.to_string()))?;
+    let records = log.read_after(from)?;
     let replayed = records.len() as u64;
     for (zxid, payload) in records {
         let txn = Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))?;
         tree.apply(&txn);
     }
     let last = tree.last_applied_zxid().max(log.last_zxid() as i64);
-    let stored = epochs.load().map_err(|e| Error::Storage(e.to_string()))?;
+    let stored = epochs.load()?;
     let epoch = stored.current.max(stored.accepted).max((last >> 32) as u32) + 1;
-    epochs
-        .save(Epochs { accepted: epoch, current: epoch })
-        .map_err(|e| Error::Storage(e.to_string()))?;
+    epochs.save(Epochs { accepted: epoch, current: epoch })?;
     info!(
         last_zxid = format_args!("{last:#x}"),
         replayed,
@@ -91,7 +92,7 @@ impl Server {
             let config = config.clone();
             tokio::task::spawn_blocking(move || recover(&config))
                 .await
-                .map_err(|e| Error::Storage(format!("recovery task failed: {e}")))??
+                .map_err(|e| Error::Task(format!("recovery task failed: {e}")))??
         };
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let native_addr = listener.local_addr()?;
@@ -99,12 +100,18 @@ impl Server {
         let shutdown = CancellationToken::new();
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
         let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        let fatal = shutdown.clone();
         let log = GroupCommit::spawn(
             Box::new(recovered.log) as Box<dyn TxnLog>,
             Box::new(move |zxid| {
                 let _ = durable_tx.send(zxid);
             }),
-        );
+            // A log that cannot sync must stop the server: it may not acknowledge anything more.
+            Box::new(move |e| {
+                tracing::error!(error = %e, "txn log failed: stopping the server");
+                fatal.cancel();
+            }),
+        )?;
         let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx));
         let pipeline = Pipeline::new(
             core.clone(),
