@@ -77,6 +77,7 @@ impl Client {
                 }
             }
         };
+        shared.set_state(SessionState::Connected);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(Session::new(shared.clone(), rx).run(conn));
         Ok(Client {

@@ -102,7 +102,7 @@ impl Shared {
             .clone()
     }
 
-    fn set_state(&self, s: SessionState) {
+    pub(crate) fn set_state(&self, s: SessionState) {
         self.state.send_if_modified(|cur| {
             let changed = *cur != s && !cur.is_terminal();
             if changed {
