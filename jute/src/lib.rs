@@ -21,10 +21,12 @@
 //! `{protocolVersion, lastZxidSeen, timeOut, sessionId, passwd}` followed by a `readOnly` byte
 //! that clients before 3.4 omit. The server answers a bare [`ConnectResponse`]
 //! `{protocolVersion, timeOut, sessionId, passwd(16 bytes)}` plus its own `readOnly` byte.
-//! `sessionId` 0 asks for a new session; a non-zero id with its password resumes one. The
-//! server refuses (time_out 0, session_id 0, then close) an unknown/expired session, a wrong
-//! password, or a `lastZxidSeen` newer than anything it has (the client then tries another
-//! server: a session never sees time go backwards).
+//! `sessionId` 0 asks for a new session; a non-zero id with its password resumes one. An
+//! unknown or expired session or a wrong password is answered with
+//! [`ConnectResponse::refused`] (time_out 0, session_id 0), then the connection is closed. A
+//! `lastZxidSeen` newer than anything the server has applied gets no answer at all: the server
+//! closes the connection and the client tries another server, so a session never sees time go
+//! backwards. The server echoes the `readOnly` byte only to clients that sent one.
 //!
 //! **Requests**: every later client frame is [`RequestHeader`] `{xid, type}` and the op's
 //! record ([`Request`], [`decode_request`], [`encode_request`]). The client numbers its requests

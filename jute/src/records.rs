@@ -255,7 +255,10 @@ impl Record for ConnectRequest {
 }
 
 /// The server's answer to a [`ConnectRequest`] (no [`ReplyHeader`]). A refused or expired
-/// session is answered with `time_out` 0 and `session_id` 0, then the connection is closed.
+/// session is answered with `time_out` 0, `session_id` 0 and 16 zero bytes of password, then the
+/// connection is closed. ZooKeeper writes the `readOnly` byte only when the request carried one
+/// (`ZooKeeperServer.finishSessionInit` checks `isOldClient`), so a server should answer
+/// `read_only: None` to a request whose `read_only` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnectResponse {
     pub protocol_version: i32,
@@ -266,6 +269,21 @@ pub struct ConnectResponse {
     pub passwd: Vec<u8>,
     /// Whether this server is read-only; `None` when an old server left it out.
     pub read_only: Option<bool>,
+}
+
+impl ConnectResponse {
+    /// ZooKeeper's answer to a session it will not serve (unknown, expired, wrong password):
+    /// timeout 0, session 0, 16 zero bytes of password; `read_only` echoes the request's
+    /// presence of the byte (`Some(false)` for current clients, `None` for old ones).
+    pub fn refused(request: &ConnectRequest) -> Self {
+        ConnectResponse {
+            protocol_version: 0,
+            time_out: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: request.read_only.map(|_| false),
+        }
+    }
 }
 
 impl Record for ConnectResponse {

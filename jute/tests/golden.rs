@@ -258,3 +258,23 @@ fn auth_packet() {
     assert_eq!(p.to_bytes(), expected);
     assert_eq!(AuthPacket::from_bytes(&expected).unwrap(), p);
 }
+
+#[test]
+fn refused_session_answer() {
+    let current = ConnectRequest {
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let expected = hex("00000025 | 00000000 00000000 0000000000000000 |
+         00000010 00000000000000000000000000000000 | 00");
+    assert_eq!(
+        encode_connect_response(&ConnectResponse::refused(&current)),
+        expected
+    );
+    // An old client (no readOnly byte) gets no readOnly byte back.
+    let old = ConnectRequest::default();
+    assert_eq!(
+        encode_connect_response(&ConnectResponse::refused(&old)),
+        [&[0, 0, 0, 0x24][..], &expected[4..expected.len() - 1]].concat()
+    );
+}
