@@ -9,7 +9,7 @@
 //! **Encoding** ([`codec`]): big-endian `int`/`long`, one-byte `boolean`, length-prefixed
 //! `buffer`/`ustring`/`vector` (length -1 = null). A record is its fields in order, nothing else.
 //!
-//! **Framing** ([`frame`]): every packet in both directions is a 4-byte big-endian length then
+//! **Framing** ([`frame`], and [`FrameCodec`] for tokio): every packet in both directions is a 4-byte big-endian length then
 //! the payload. ZooKeeper closes the connection on a length over `jute.maxbuffer` (1 MiB - 1 by
 //! default) instead of answering.
 //!
@@ -63,6 +63,8 @@
 pub mod codec;
 mod fourlw;
 pub mod frame;
+#[cfg(feature = "codec")]
+mod framed;
 pub mod multi;
 pub mod records;
 mod request;
@@ -71,6 +73,8 @@ mod response;
 pub use codec::{Reader, Writer};
 pub use fourlw::{four_letter_word, FOUR_LETTER_WORDS};
 pub use frame::{encode_frame, frame, frame_len, ZK_MAX_BUFFER};
+#[cfg(feature = "codec")]
+pub use framed::{FrameCodec, Inbound};
 pub use multi::{MultiOp, MultiResult};
 pub use records::*;
 pub use request::{
@@ -120,6 +124,13 @@ pub enum JuteError {
     /// A reply whose xid matches no outstanding request.
     #[error("reply xid {0} matches no outstanding request")]
     UnexpectedXid(i32),
+    /// The connection failed underneath [`FrameCodec`] (kept as kind and text so the error stays
+    /// `Clone` and `PartialEq`).
+    #[error("i/o error ({kind:?}): {message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        message: String,
+    },
 }
 
 /// ZooKeeper's opcodes (`ZooDefs.OpCode`). There is no opcode 10.
