@@ -54,6 +54,36 @@
 //! **Close**: the client sends `closeSession` (-11, no body); the server answers with an empty
 //! reply and closes the connection.
 //!
+//! # Example: one exchange, both sides
+//!
+//! ```
+//! use zabkeeper_jute::*;
+//!
+//! // Client: a getData with a watch, xid 1.
+//! let req = Request::GetData(GetDataRequest { path: "/cfg".into(), watch: true });
+//! let wire = encode_request(1, &req);
+//!
+//! // Server: split the frame, decode, answer.
+//! let payload = frame(&wire, ZK_MAX_BUFFER).unwrap().expect("complete frame");
+//! let (header, decoded) = decode_request_payload(payload).unwrap();
+//! assert_eq!(decoded, req);
+//! let reply = match decoded {
+//!     Request::GetData(_) => Response::GetData(GetDataResponse {
+//!         data: b"v1".to_vec(),
+//!         stat: Stat::default(),
+//!     }),
+//!     Request::Unknown(_) => Response::Empty, // with err = Unimplemented (-6)
+//!     _ => unimplemented!(),
+//! };
+//! let wire = encode_response(ReplyHeader { xid: header.xid, zxid: 0x100000001, err: 0 }, &reply);
+//!
+//! // Client: match the reply to its request by xid.
+//! let payload = frame(&wire, ZK_MAX_BUFFER).unwrap().unwrap();
+//! let (h, resp) = decode_reply(payload, |xid| (xid == 1).then_some(OpCode::GetData)).unwrap();
+//! assert_eq!(h.zxid, 0x100000001);
+//! assert_eq!(resp, reply);
+//! ```
+//!
 //! # Errors
 //! Decoding never panics and never allocates more than the input's size, whatever the input:
 //! short input is [`JuteError::Truncated`], a negative length [`JuteError::InvalidLength`], and

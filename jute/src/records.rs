@@ -187,17 +187,31 @@ vector_field!(String, Acl, Id, ClientInfo);
 // ---- headers ----
 
 record! {
-    /// Precedes every request after the handshake.
-    RequestHeader { xid: i32, op: i32 }
+    /// Precedes every request after the handshake. `op` is jute's `type`: an [`crate::OpCode`]
+    /// number, kept raw so that unknown opcodes survive decoding.
+    RequestHeader {
+        /// Client-chosen request id, echoed in the reply; increasing, or a special xid.
+        xid: i32,
+        op: i32,
+    }
 }
 
 record! {
     /// Precedes every reply and notification.
-    ReplyHeader { xid: i32, zxid: i64, err: i32 }
+    ReplyHeader {
+        /// The request's xid, or a special xid (-1 for a notification).
+        xid: i32,
+        /// The server's last applied zxid (for a notification: the zxid of the change).
+        zxid: i64,
+        /// 0, or a ZooKeeper error code; when non-zero no body follows.
+        err: i32,
+    }
 }
 
 record! {
     /// Precedes each op (request) or result (response) inside a multi; `done` marks the end.
+    /// `op` is jute's `type` (-1 for an error result); `err` is -1 in requests, the result's
+    /// error code (0 if none) in responses.
     MultiHeader { op: i32, done: bool, err: i32 }
 }
 

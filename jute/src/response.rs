@@ -9,7 +9,7 @@
 use crate::codec::{Reader, Writer};
 use crate::multi::{self, MultiResult};
 use crate::records::*;
-use crate::{JuteError, OpCode, NOTIFICATION_XID};
+use crate::{JuteError, OpCode, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID};
 
 /// The body of a reply (or a notification).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,20 +123,23 @@ pub fn decode_response(op: OpCode, body: &[u8]) -> Result<Response, JuteError> {
     })
 }
 
-/// Decodes a reply payload (a frame without its length): the header, then the body. `op_for`
-/// maps the reply's xid to the opcode the client sent with it; notifications (xid -1) are
-/// decoded as [`Response::Event`] without asking. Error replies give [`Response::Empty`].
-/// An xid `op_for` does not know is [`JuteError::UnexpectedXid`].
+/// Decodes a reply payload (a frame without its length): the header, then the body (the client
+/// side). `op_for` maps the reply's xid to the opcode the client sent with it; the special xids
+/// are handled without asking (-1 a notification, decoded as [`Response::Event`]; -2 ping,
+/// -4 auth and -8 setWatches, all bodiless). Error replies give [`Response::Empty`]. An xid
+/// `op_for` does not know is [`JuteError::UnexpectedXid`].
 pub fn decode_reply(
     payload: &[u8],
     op_for: impl FnOnce(i32) -> Option<OpCode>,
 ) -> Result<(ReplyHeader, Response), JuteError> {
     let mut r = Reader::new(payload);
     let header = ReplyHeader::decode(&mut r)?;
-    let op = if header.xid == NOTIFICATION_XID {
-        OpCode::Notification
-    } else {
-        op_for(header.xid).ok_or(JuteError::UnexpectedXid(header.xid))?
+    let op = match header.xid {
+        NOTIFICATION_XID => OpCode::Notification,
+        PING_XID => OpCode::Ping,
+        AUTH_XID => OpCode::Auth,
+        SET_WATCHES_XID => OpCode::SetWatches,
+        xid => op_for(xid).ok_or(JuteError::UnexpectedXid(xid))?,
     };
     if header.err != 0 {
         return Ok((header, Response::Empty));

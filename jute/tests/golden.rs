@@ -278,3 +278,25 @@ fn refused_session_answer() {
         [&[0, 0, 0, 0x24][..], &expected[4..expected.len() - 1]].concat()
     );
 }
+
+#[test]
+fn special_xid_replies_need_no_lookup() {
+    for (xid, zxid) in [(PING_XID, 5), (AUTH_XID, 6), (SET_WATCHES_XID, 7)] {
+        let header = ReplyHeader { xid, zxid, err: 0 };
+        let bytes = encode_response(header.clone(), &Response::Empty);
+        assert_eq!(bytes.len(), 4 + 16);
+        let looked_up = std::cell::Cell::new(false);
+        let (h, resp) = decode_reply(&bytes[4..], |_| {
+            looked_up.set(true);
+            None
+        })
+        .unwrap();
+        assert_eq!((h, resp), (header, Response::Empty));
+        assert!(!looked_up.get());
+    }
+    // A failed auth: xid -4, AuthFailed (-115).
+    let bytes = hex("00000010 | fffffffc 0000000000000009 ffffff8d");
+    let (h, resp) = decode_reply(&bytes[4..], |_| None).unwrap();
+    assert_eq!(h.err, -115);
+    assert_eq!(resp, Response::Empty);
+}
