@@ -3,9 +3,9 @@
 //!
 //! ZooKeeper closes the connection when a length is negative or over `jute.maxbuffer`
 //! (0xfffff bytes by default, [`ZK_MAX_BUFFER`]) rather than answering with an error; a server
-//! using [`frame`] should do the same on `Err`. The first 4 bytes of a fresh connection may
+//! using [`frame()`] should do the same on `Err`. The first 4 bytes of a fresh connection may
 //! instead be a four-letter word (see [`crate::four_letter_word`]); check that before calling
-//! [`frame`], since such a word read as a length is a large positive number (`ruok` is
+//! [`frame()`], since such a word read as a length is a large positive number (`ruok` is
 //! 0x72756f6b) that would fail the size check.
 
 use crate::JuteError;

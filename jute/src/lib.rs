@@ -9,9 +9,9 @@
 //! **Encoding** ([`codec`]): big-endian `int`/`long`, one-byte `boolean`, length-prefixed
 //! `buffer`/`ustring`/`vector` (length -1 = null). A record is its fields in order, nothing else.
 //!
-//! **Framing** ([`frame`], and [`FrameCodec`] for tokio): every packet in both directions is a 4-byte big-endian length then
-//! the payload. ZooKeeper closes the connection on a length over `jute.maxbuffer` (1 MiB - 1 by
-//! default) instead of answering.
+//! **Framing** ([`mod@frame`], and `FrameCodec` for tokio): every packet in both directions is
+//! a 4-byte big-endian length then the payload. ZooKeeper closes the connection on a length over
+//! `jute.maxbuffer` (1 MiB - 1 by default) instead of answering.
 //!
 //! **Four-letter words** ([`four_letter_word`]): if the first 4 bytes of a fresh connection
 //! spell a known admin word (`ruok`, `srvr`, `mntr`, …) they are a command, not a length; the
