@@ -4,7 +4,10 @@
 //! Decoding is as lenient as ZooKeeper where ZooKeeper is lenient and no more: bytes after a
 //! complete body are ignored (ZooKeeper reads the record and drops the rest), an opcode this
 //! crate does not know is [`Request::Unknown`] (the server answers `Unimplemented`), and a body
-//! that is short or malformed is an `Err` (ZooKeeper answers `MarshallingError` or closes).
+//! that is short or malformed is an `Err`. ZooKeeper answers such a body with `MarshallingError`
+//! (-5) under the request's xid and keeps the session (`PrepRequestProcessor` turns the failed
+//! deserialisation into an error txn); the header was readable, so a server can do the same.
+//! Only a frame whose header cannot be read leaves nothing to answer, and the connection closes.
 
 use crate::codec::{Reader, Writer};
 use crate::multi::{self, MultiOp};
