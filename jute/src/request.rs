@@ -113,6 +113,41 @@ impl Request {
         )
     }
 
+    /// The path a single-path request names (`None` for multi, session-level and bodiless
+    /// requests).
+    pub fn path(&self) -> Option<&str> {
+        Some(match self {
+            Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => &r.path,
+            Request::CreateTtl(r) => &r.path,
+            Request::Delete(r) => &r.path,
+            Request::Exists(r) => &r.path,
+            Request::GetData(r) => &r.path,
+            Request::SetData(r) => &r.path,
+            Request::GetAcl(r) => &r.path,
+            Request::SetAcl(r) => &r.path,
+            Request::GetChildren(r) => &r.path,
+            Request::GetChildren2(r) => &r.path,
+            Request::Sync(r) => &r.path,
+            Request::Check(r) => &r.path,
+            Request::CheckWatches(r) => &r.path,
+            Request::RemoveWatches(r) => &r.path,
+            Request::AddWatch(r) => &r.path,
+            Request::GetEphemerals(r) => &r.prefix_path,
+            Request::GetAllChildrenNumber(r) => &r.path,
+            Request::Multi(_)
+            | Request::MultiRead(_)
+            | Request::Reconfig(_)
+            | Request::SetWatches(_)
+            | Request::SetWatches2(_)
+            | Request::Auth(_)
+            | Request::Sasl(_)
+            | Request::Ping
+            | Request::WhoAmI
+            | Request::CloseSession
+            | Request::Unknown(_) => return None,
+        })
+    }
+
     /// Appends this request's body (no header) to `w`.
     pub fn encode_body(&self, w: &mut Writer) {
         match self {

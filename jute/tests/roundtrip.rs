@@ -488,3 +488,24 @@ proptest! {
         prop_assert_eq!(ConnectRequest::from_bytes(&req.to_bytes()).unwrap(), req);
     }
 }
+
+#[test]
+fn request_path_names_the_target() {
+    let req = Request::Delete(DeleteRequest {
+        path: "/d".into(),
+        version: 0,
+    });
+    assert_eq!(req.path(), Some("/d"));
+    let req = Request::GetEphemerals(GetEphemeralsRequest {
+        prefix_path: "/e".into(),
+    });
+    assert_eq!(req.path(), Some("/e"));
+    assert_eq!(Request::Multi(common::write_ops()).path(), None);
+    assert_eq!(Request::Ping.path(), None);
+    // Every sample with a single-path body reports a path starting with '/'.
+    for req in common::requests() {
+        if let Some(p) = req.path() {
+            assert!(p.starts_with('/'), "{req:?}");
+        }
+    }
+}
