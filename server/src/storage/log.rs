@@ -87,6 +87,8 @@ pub fn record_size(len: usize) -> u64 {
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
+    /// The zxid in the file name.
+    name: u64,
     file: File,
     salt: u32,
     base: u64,
@@ -267,6 +269,7 @@ fn create_segment(dir: &Path, name: u64, base: u64, size: u64) -> Result<Segment
     fsync_dir(dir)?;
     Ok(Segment {
         path,
+        name,
         file,
         salt,
         base,
@@ -350,13 +353,22 @@ impl FileTxnLog {
             let seg = scan_segment(&dir, name, prev_last, i + 1 == n)?;
             segments.push(seg);
         }
-        // An empty segment after others is a roll-over whose first record
-        // never became durable; drop it so names stay first-zxid bounds.
-        if segments.len() > 1 && segments.last().is_some_and(|s| s.last.is_none()) {
-            if let Some(s) = segments.pop() {
-                tracing::info!(file = %s.path.display(), "removing empty last segment");
-                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
-                fsync_dir(&dir)?;
+        // An empty last segment not named `base + 1` is a roll-over whose
+        // first record never became durable. Appending to it could put a
+        // smaller zxid under its name, so it goes; if it was the only
+        // segment (the ones before were purged), an empty segment named
+        // `base + 1` is created first so the base survives.
+        if let Some(s) = segments.last().filter(|s| s.last.is_none()) {
+            if s.name != s.base.saturating_add(1) {
+                let (base, size) = (s.base, s.size);
+                if let Some(s) = segments.pop() {
+                    if segments.is_empty() {
+                        segments.push(create_segment(&dir, base.saturating_add(1), base, size)?);
+                    }
+                    tracing::info!(file = %s.path.display(), "removing empty last segment");
+                    fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+                    fsync_dir(&dir)?;
+                }
             }
         }
         let last = segments.last().map_or(0, Segment::last_or_base);
@@ -567,6 +579,7 @@ fn scan_segment(dir: &Path, name: u64, prev_last: Option<u64>, is_last: bool) ->
         .map_err(io_err("open", &path))?;
     let mut seg = Segment {
         path: path.clone(),
+        name,
         file,
         salt,
         base,
@@ -718,7 +731,7 @@ impl TxnLog for FileTxnLog {
             .iter()
             .rposition(|s| s.first.is_some_and(|f| f <= zxid));
         let Some(k) = keep else {
-            return self.replace_with_empty(zxid);
+            return self.replace_with_empty(zxid.min(self.base_zxid()));
         };
         let mut removed = false;
         while self.segments.len() > k + 1 {

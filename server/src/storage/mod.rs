@@ -135,8 +135,9 @@ pub trait TxnLog: Send {
     /// [`Error::Compacted`] if `zxid` is below the base.
     fn read_after(&self, zxid: u64) -> Result<Vec<(u64, Bytes)>>;
     /// Durably drops every record with zxid greater than `zxid` (ZAB TRUNC).
-    /// Records kept become durable too. When no record is left the log
-    /// behaves as after `reset(zxid)`.
+    /// Records kept become durable too. The base does not move, unless
+    /// `zxid` is below it: then the log is empty with base `zxid`, as after
+    /// `reset(zxid)`.
     fn truncate_after(&mut self, zxid: u64) -> Result<()>;
     /// Deletes whole segments that hold only records below `zxid`; the base
     /// rises to the last deleted record. Records `>= zxid` are always kept,
