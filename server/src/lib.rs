@@ -1,1 +1,6 @@
 //! Server.
+
+pub mod prep;
+pub mod request;
+pub mod tree;
+pub mod txn;
