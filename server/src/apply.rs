@@ -80,9 +80,7 @@ pub fn outcome_of(result: TxnResult) -> Outcome {
 /// The answer for a write that failed validation.
 pub fn prep_error_outcome(e: PrepError) -> Outcome {
     match e {
-        PrepError::Code(code) => Outcome::Err(code),
-        PrepError::Multi(codes) => {
-            Outcome::MultiFailed(MultiFailure { code: first_failure(&codes), results: codes })
-        }
+        PrepError::Op(code) => Outcome::Err(code),
+        PrepError::Multi { code, results } => Outcome::MultiFailed(MultiFailure { code, results }),
     }
 }

@@ -63,7 +63,7 @@ impl Core {
         let now = Instant::now();
         // Every session known from disk gets a fresh full lease: a restart must not
         // expire sessions whose clients are still there and about to reconnect.
-        for (id, timeout_ms) in tree.sessions() {
+        for (&id, &timeout_ms) in tree.sessions() {
             leases.add(id, timeout_ms as u64, now);
         }
         Core {
@@ -244,7 +244,7 @@ impl Core {
                 tree.get_children(path).map(|(children, stat)| Reply::Children { children, stat })
             }
             ReadOp::GetAcl { path } => tree.get_acl(path).map(|(acl, stat)| Reply::Acl { acl, stat }),
-            ReadOp::GetAllChildrenNumber { path } => tree.get_all_children_number(path).map(Reply::Count),
+            ReadOp::GetAllChildrenNumber { path } => tree.get_all_children_number(path).map(|n| Reply::Count(n as i32)),
             ReadOp::GetEphemerals { .. } => Err(ErrorCode::BadArguments),
             ReadOp::MultiRead(ops) => {
                 Ok(Reply::Multi(ops.iter().map(|op| Self::read_plain(tree, op)).collect()))
@@ -288,20 +288,26 @@ impl Core {
             match tree.exists(path) {
                 None => fire.push((EventType::NodeDeleted, path, self.last_zxid())),
                 Some(s) if s.mzxid > rel => fire.push((EventType::NodeDataChanged, path, s.mzxid)),
-                Some(_) => watches.add(path, conn, WatchKind::Data),
+                Some(_) => {
+                    watches.add(path, conn, WatchKind::Data);
+                }
             }
         }
         for path in &req.exist_watches {
             match tree.exists(path) {
                 Some(s) => fire.push((EventType::NodeCreated, path, s.czxid)),
-                None => watches.add(path, conn, WatchKind::Data),
+                None => {
+                    watches.add(path, conn, WatchKind::Data);
+                }
             }
         }
         for path in &req.child_watches {
             match tree.exists(path) {
                 None => fire.push((EventType::NodeDeleted, path, self.last_zxid())),
                 Some(s) if s.pzxid > rel => fire.push((EventType::NodeChildrenChanged, path, s.pzxid)),
-                Some(_) => watches.add(path, conn, WatchKind::Child),
+                Some(_) => {
+                    watches.add(path, conn, WatchKind::Child);
+                }
             }
         }
         for path in &req.persistent_watches {

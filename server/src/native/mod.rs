@@ -340,6 +340,9 @@ impl Connection {
     fn execute(&mut self, request: Decoded) -> Outcome {
         let core = &self.core;
         match request {
+            Decoded::Read(crate::request::ReadOp::GetEphemerals { prefix }) => {
+                core.get_ephemerals(self.session_id, &prefix)
+            }
             Decoded::Read(op) => core.read(self.conn_id, &op),
             Decoded::Ping => Outcome::Ok(Reply::Empty),
             Decoded::AddWatch { path, recursive } => {
