@@ -810,3 +810,21 @@ fn file_log_purge_then_crash_before_the_only_segment_got_a_record() {
         vec![(before + 1, "small".into())]
     );
 }
+
+#[test]
+fn file_log_record_larger_than_a_segment_gets_its_own() {
+    let mut h = FileHarness::new();
+    let mut log = FileTxnLog::open(h.log_dir(), h.opts.clone()).unwrap();
+    let big = vec![7u8; 3000];
+    log.append(1, b"small").unwrap();
+    log.append(2, &big).unwrap();
+    log.append(3, b"after").unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.segment_paths().len(), 3);
+    drop(log);
+    let log = h.open();
+    assert_eq!(
+        log.read_after(0).unwrap(),
+        vec![(1, "small".into()), (2, big.into()), (3, "after".into())]
+    );
+}
