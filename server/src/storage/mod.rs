@@ -69,6 +69,8 @@ pub mod snapshot;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod kill9;
 
 use std::path::PathBuf;
 
