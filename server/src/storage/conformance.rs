@@ -828,3 +828,29 @@ fn file_log_record_larger_than_a_segment_gets_its_own() {
         vec![(1, "small".into()), (2, big.into()), (3, "after".into())]
     );
 }
+
+#[test]
+fn data_dir_lays_out_the_three_stores() {
+    use super::{DataDir, EpochStore, Epochs};
+    let d = tempfile::tempdir().unwrap();
+    let mut dd = DataDir::open(d.path(), LogOptions::default()).unwrap();
+    dd.log.append(1, b"a").unwrap();
+    dd.log.sync().unwrap();
+    dd.snapshots.save(1, b"tree").unwrap();
+    let e = Epochs {
+        accepted: 2,
+        current: 1,
+    };
+    dd.epochs.save(e).unwrap();
+    drop(dd);
+    assert!(d.path().join("log/log.0000000000000001").is_file());
+    assert!(d
+        .path()
+        .join("snapshot/snapshot.0000000000000001")
+        .is_file());
+    assert!(d.path().join("acceptedEpoch").is_file());
+    let dd = DataDir::open(d.path(), LogOptions::default()).unwrap();
+    assert_eq!(dd.log.read_after(0).unwrap(), vec![(1, "a".into())]);
+    assert_eq!(dd.snapshots.latest().unwrap(), Some((1, "tree".into())));
+    assert_eq!(dd.epochs.load().unwrap(), e);
+}

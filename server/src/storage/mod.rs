@@ -99,6 +99,28 @@ pub use log::{FileTxnLog, LogOptions};
 pub use memory::{MemoryLogDisk, MemorySnapshotStore, MemoryTxnLog};
 pub use snapshot::FileSnapshotStore;
 
+/// The three stores of one server's data directory, laid out as in the
+/// module doc (`DIR/log`, `DIR/snapshot`, `DIR/acceptedEpoch`,
+/// `DIR/currentEpoch`).
+#[derive(Debug)]
+pub struct DataDir {
+    pub log: FileTxnLog,
+    pub snapshots: FileSnapshotStore,
+    pub epochs: FileEpochStore,
+}
+
+impl DataDir {
+    /// Opens (creating as needed) every store under `dir`.
+    pub fn open(dir: impl AsRef<std::path::Path>, log_options: LogOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        Ok(DataDir {
+            epochs: FileEpochStore::open(dir)?,
+            snapshots: FileSnapshotStore::open(dir.join("snapshot"))?,
+            log: FileTxnLog::open(dir.join("log"), log_options)?,
+        })
+    }
+}
+
 /// Errors of the storage layer. All of them are fatal for the server except
 /// [`Error::Compacted`] (the caller asked for history that was purged; send a
 /// snapshot instead).
