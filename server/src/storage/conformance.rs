@@ -810,3 +810,47 @@ fn file_log_purge_then_crash_before_the_only_segment_got_a_record() {
         vec![(before + 1, "small".into())]
     );
 }
+
+#[test]
+fn file_log_record_larger_than_a_segment_gets_its_own() {
+    let mut h = FileHarness::new();
+    let mut log = FileTxnLog::open(h.log_dir(), h.opts.clone()).unwrap();
+    let big = vec![7u8; 3000];
+    log.append(1, b"small").unwrap();
+    log.append(2, &big).unwrap();
+    log.append(3, b"after").unwrap();
+    log.sync().unwrap();
+    assert_eq!(log.segment_paths().len(), 3);
+    drop(log);
+    let log = h.open();
+    assert_eq!(
+        log.read_after(0).unwrap(),
+        vec![(1, "small".into()), (2, big.into()), (3, "after".into())]
+    );
+}
+
+#[test]
+fn data_dir_lays_out_the_three_stores() {
+    use super::{DataDir, EpochStore, Epochs};
+    let d = tempfile::tempdir().unwrap();
+    let mut dd = DataDir::open(d.path(), LogOptions::default()).unwrap();
+    dd.log.append(1, b"a").unwrap();
+    dd.log.sync().unwrap();
+    dd.snapshots.save(1, b"tree").unwrap();
+    let e = Epochs {
+        accepted: 2,
+        current: 1,
+    };
+    dd.epochs.save(e).unwrap();
+    drop(dd);
+    assert!(d.path().join("log/log.0000000000000001").is_file());
+    assert!(d
+        .path()
+        .join("snapshot/snapshot.0000000000000001")
+        .is_file());
+    assert!(d.path().join("acceptedEpoch").is_file());
+    let dd = DataDir::open(d.path(), LogOptions::default()).unwrap();
+    assert_eq!(dd.log.read_after(0).unwrap(), vec![(1, "a".into())]);
+    assert_eq!(dd.snapshots.latest().unwrap(), Some((1, "tree".into())));
+    assert_eq!(dd.epochs.load().unwrap(), e);
+}
