@@ -38,8 +38,11 @@ async fn sequential_names_are_unique_and_ordered_under_eight_creators() {
     }
     assert_eq!(all, (0..400).collect::<BTreeSet<u32>>(), "400 distinct names, no gaps");
 
-    // Deleting does not reuse numbers: the next suffix follows the parent's cversion.
+    // Deleting does not reuse numbers: the suffix is the parent's cversion, which
+    // counts child creations (ZooKeeper 3.8: a delete moves pzxid, not cversion).
     c.call(delete("/seq/n-0000000399", -1)).await;
+    let (r, _) = c.call(create("/seq/n-", b"", CreateMode::PersistentSequential)).await;
+    assert_eq!(created_path(&r), "/seq/n-0000000400");
     let (r, _) = c.call(create("/seq/n-", b"", CreateMode::PersistentSequential)).await;
     assert_eq!(created_path(&r), "/seq/n-0000000401");
 }
