@@ -418,6 +418,18 @@ async fn multi_is_all_or_nothing() {
     assert!(matches!(&results[0], OpResult::Create { path, .. } if path == "/m"));
     assert!(matches!(&results[2], OpResult::SetData(s) if s.version == 1));
     assert_eq!(results[3], OpResult::Check);
+    let results = c
+        .multi(vec![Op::delete("/m/x", None), Op::delete("/m", Some(0))])
+        .await
+        .unwrap();
+    assert_eq!(results, vec![OpResult::Delete, OpResult::Delete]);
+    c.multi(vec![
+        Op::create("/m", "", CreateMode::Persistent),
+        Op::create("/m/x", "x", CreateMode::Persistent),
+        Op::set_data("/m/x", "y", None),
+    ])
+    .await
+    .unwrap();
 
     let err = c
         .multi(vec![
