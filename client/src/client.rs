@@ -148,6 +148,12 @@ impl Client {
     }
 
     async fn call(&self, op: W, effect: Effect) -> Result<wire::Response, Error> {
+        // The server closes a connection that sends a frame over its limit, failing every
+        // call in flight with it; refuse such a request here instead. Room is left for
+        // the frame's length prefix and the request's xid and tags.
+        if op.encoded_len() + 32 > self.shared.opts.max_frame {
+            return Err(Error::BadArguments);
+        }
         let (reply, rx) = oneshot::channel();
         let consistency = self.consistency as i32;
         self.commands
