@@ -389,7 +389,9 @@ impl Session {
                         }
                         None => {
                             self.handles_gone = true;
-                            self.start_close(&conn);
+                            if !self.closing {
+                                self.start_close(&conn);
+                            }
                         }
                     }
                     last_sent = Instant::now();

@@ -873,3 +873,25 @@ async fn oversized_request_is_refused_without_losing_the_connection() {
     let (r, ()) = tokio::join!(c.set_data("/a", vec![7u8; 60 * 1024], None), server);
     assert_eq!(r.unwrap().version, 1);
 }
+
+#[tokio::test]
+async fn close_then_drop_sends_one_close_session() {
+    let fake = Fake::new().await;
+    let (c, mut peer) = connected(&fake, 8).await;
+    {
+        // Start closing (the request is queued on first poll), then drop every handle.
+        let mut closing = Box::pin(c.close());
+        assert!(futures::poll!(&mut closing).is_pending());
+    }
+    drop(c);
+    let r = peer.recv().await;
+    assert!(matches!(r.op, Some(Q::CloseSession(_))));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    peer.reply(r.xid, 9, 0, Some(R::Empty(wire::Empty {})))
+        .await;
+    // Nothing else was sent: the next read sees the client hang up.
+    let next = timeout(Duration::from_secs(5), peer.io.next())
+        .await
+        .unwrap();
+    assert!(matches!(next, None | Some(Err(_))), "{next:?}");
+}
