@@ -23,8 +23,8 @@
 //!   this client refuses (`NotCaughtUp`) and the next is tried: time never goes backwards.
 //! * After reattaching, the first frames sent are the saved credentials (`auth`) and
 //!   `SetWatches` with the last zxid seen (in 128 KiB pieces, as ZooKeeper's client
-//!   does), before any queued call, so changes made
-//!   while disconnected fire the watches at once.
+//!   does), before any queued call, so changes made while disconnected fire the
+//!   watches at once.
 //! * Expired: every waiting and later call fails with `SessionExpired` and every watch
 //!   gets a final `Expired` event.
 
