@@ -15,7 +15,7 @@
 //! goes back to LOOKING rather than guess.
 
 use crate::node::{RoleState, Zab};
-use crate::{Action, Message, Phase, ServerId, Zxid};
+use crate::{Action, Message, Phase, ServerId, Vote, Zxid};
 
 pub(crate) struct FollowerState {
     pub(crate) leader: ServerId,
@@ -91,6 +91,8 @@ impl Zab {
                     },
                 });
             }
+            // A repeat caused by a repeated FOLLOWERINFO.
+            Message::LeaderInfo { epoch } if before_nl && Some(epoch) == self.follower().new_epoch => {}
             Message::Trunc { after } if phase == Phase::Synchronisation && before_nl => {
                 if after > self.hist.last() || after < self.committed || after < self.hist.base() {
                     return self.become_looking(out);
@@ -132,7 +134,8 @@ impl Zab {
                 }
                 f.phase = Phase::Broadcast;
                 f.commit_target = f.commit_target.max(committed);
-                let target = f.commit_target;
+                let (target, leader) = (f.commit_target, f.leader);
+                self.vote = Vote::established(leader, self.current_epoch);
                 self.deliver_up_to(target, out);
                 out.push(Action::Established);
             }
@@ -188,9 +191,17 @@ impl Zab {
     pub(crate) fn follower_tick(&mut self, out: &mut Vec<Action>) {
         let now = self.now;
         let timeout = self.cfg.follower_timeout_ticks as u64;
+        let heartbeat = self.cfg.heartbeat_ticks as u64;
+        let (accepted_epoch, last_zxid) = (self.accepted_epoch, self.hist.last());
         let f = self.follower();
         if now - f.last_heard > timeout || (f.phase != Phase::Broadcast && now >= f.deadline) {
-            self.become_looking(out);
+            return self.become_looking(out);
+        }
+        // The leader may not have been leading yet when FOLLOWERINFO came
+        // (it drops it while still LOOKING): repeat it until LEADERINFO.
+        if f.phase == Phase::Discovery && now % heartbeat == 0 {
+            let leader = f.leader;
+            out.push(Action::Send { to: leader, msg: Message::FollowerInfo { accepted_epoch, last_zxid } });
         }
     }
 }

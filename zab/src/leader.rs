@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use crate::node::{RoleState, Zab};
-use crate::{Action, Message, Phase, ServerId, Txn, ZabError, Zxid};
+use crate::{Action, Message, Phase, ServerId, Txn, Vote, ZabError, Zxid};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Stage {
@@ -119,6 +119,16 @@ impl Zab {
         }
         match msg {
             Message::FollowerInfo { accepted_epoch, .. } => {
+                match l.learners.get(&from).map(|x| &x.stage) {
+                    // A repeat within the same conversation.
+                    Some(Stage::Info) => return,
+                    Some(Stage::EpochSent) => {
+                        let epoch = l.new_epoch.unwrap_or_default();
+                        out.push(Action::Send { to: from, msg: Message::LeaderInfo { epoch } });
+                        return;
+                    }
+                    _ => {}
+                }
                 let mut learner = Learner {
                     stage: Stage::Info,
                     last_heard: now,
@@ -357,6 +367,7 @@ impl Zab {
             .filter(|(_, x)| x.stage == Stage::Synced)
             .map(|(id, _)| *id)
             .collect();
+        self.vote = Vote::established(self.cfg.id, self.current_epoch);
         self.deliver_up_to(nl, out);
         for to in synced {
             out.push(Action::Send {

@@ -29,6 +29,14 @@ impl Vote {
         (self.epoch, self.zxid, self.leader)
     }
 
+    /// The vote an established member answers LOOKING peers with: the same
+    /// for every member of the ensemble, whatever vote each one decided on,
+    /// so that the out-of-election quorum check can match them (ZooKeeper
+    /// compares only leader and epoch there, ZOOKEEPER-1732).
+    pub fn established(leader: ServerId, epoch: u32) -> Vote {
+        Vote { leader, zxid: Zxid::new(epoch, 0), epoch }
+    }
+
     /// Whether this vote wins over `other`.
     pub fn beats(&self, other: &Vote) -> bool {
         self.key() > other.key()
