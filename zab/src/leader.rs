@@ -19,7 +19,11 @@
 //!   cumulative and therefore strictly in zxid order.
 //!
 //! Late joiners (FOLLOWERINFO after the epoch is decided) get LEADERINFO at
-//! once and are synced as soon as their ACKEPOCH arrives.
+//! once and are synced as soon as their ACKEPOCH arrives. A late joiner that
+//! already promised a higher epoch (to a leader attempt that failed) would
+//! refuse ours forever; the leader then steps down so that the next election
+//! picks an epoch above every promise (ZooKeeper leaves such a server out
+//! until the next election).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -119,6 +123,11 @@ impl Zab {
         }
         match msg {
             Message::FollowerInfo { accepted_epoch, .. } => {
+                if l.new_epoch.is_some_and(|e| accepted_epoch > e) {
+                    // It promised a newer epoch and cannot join ours: elect
+                    // again so that the next epoch is above its promise.
+                    return self.become_looking(out);
+                }
                 match l.learners.get(&from).map(|x| &x.stage) {
                     // A repeat within the same conversation.
                     Some(Stage::Info) => return,
