@@ -22,6 +22,8 @@ pub(crate) struct FollowerState {
     pub(crate) phase: Phase,
     last_heard: u64,
     deadline: u64,
+    /// When to repeat FOLLOWERINFO while in discovery.
+    next_info: u64,
     new_epoch: Option<u32>,
     /// NEWLEADER's zxid, once received.
     nl_zxid: Option<Zxid>,
@@ -31,12 +33,13 @@ pub(crate) struct FollowerState {
 }
 
 impl FollowerState {
-    pub(crate) fn new(leader: ServerId, now: u64, deadline: u64) -> FollowerState {
+    pub(crate) fn new(leader: ServerId, now: u64, deadline: u64, next_info: u64) -> FollowerState {
         FollowerState {
             leader,
             phase: Phase::Discovery,
             last_heard: now,
             deadline,
+            next_info,
             new_epoch: None,
             nl_zxid: None,
             nl_acked: false,
@@ -92,7 +95,8 @@ impl Zab {
                 });
             }
             // A repeat caused by a repeated FOLLOWERINFO.
-            Message::LeaderInfo { epoch } if before_nl && Some(epoch) == self.follower().new_epoch => {}
+            Message::LeaderInfo { epoch }
+                if before_nl && Some(epoch) == self.follower().new_epoch => {}
             Message::Trunc { after } if phase == Phase::Synchronisation && before_nl => {
                 if after > self.hist.last() || after < self.committed || after < self.hist.base() {
                     return self.become_looking(out);
@@ -199,9 +203,16 @@ impl Zab {
         }
         // The leader may not have been leading yet when FOLLOWERINFO came
         // (it drops it while still LOOKING): repeat it until LEADERINFO.
-        if f.phase == Phase::Discovery && now % heartbeat == 0 {
+        if f.phase == Phase::Discovery && now >= f.next_info {
+            f.next_info = now + heartbeat;
             let leader = f.leader;
-            out.push(Action::Send { to: leader, msg: Message::FollowerInfo { accepted_epoch, last_zxid } });
+            out.push(Action::Send {
+                to: leader,
+                msg: Message::FollowerInfo {
+                    accepted_epoch,
+                    last_zxid,
+                },
+            });
         }
     }
 }

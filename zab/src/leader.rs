@@ -133,7 +133,10 @@ impl Zab {
                     Some(Stage::Info) => return,
                     Some(Stage::EpochSent) => {
                         let epoch = l.new_epoch.unwrap_or_default();
-                        out.push(Action::Send { to: from, msg: Message::LeaderInfo { epoch } });
+                        out.push(Action::Send {
+                            to: from,
+                            msg: Message::LeaderInfo { epoch },
+                        });
                         return;
                     }
                     _ => {}

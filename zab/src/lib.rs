@@ -14,6 +14,8 @@ mod zxid;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+#[cfg(test)]
+mod tests;
 
 pub use config::Config;
 pub use error::ZabError;

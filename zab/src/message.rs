@@ -34,7 +34,11 @@ impl Vote {
     /// so that the out-of-election quorum check can match them (ZooKeeper
     /// compares only leader and epoch there, ZOOKEEPER-1732).
     pub fn established(leader: ServerId, epoch: u32) -> Vote {
-        Vote { leader, zxid: Zxid::new(epoch, 0), epoch }
+        Vote {
+            leader,
+            zxid: Zxid::new(epoch, 0),
+            epoch,
+        }
     }
 
     /// Whether this vote wins over `other`.

@@ -249,6 +249,7 @@ impl Zab {
             leader,
             self.now,
             self.now + self.cfg.init_timeout_ticks as u64,
+            self.now + self.cfg.heartbeat_ticks as u64,
         ));
         out.push(Action::RoleChanged {
             role: Role::Following { leader },

@@ -104,10 +104,25 @@ impl SimOptions {
 
 enum Event {
     Chaos,
-    Tick { node: usize, incarnation: u64 },
-    Deliver { from: ServerId, to: ServerId, msg: Message, generation: Option<u64> },
-    Durable { node: usize, incarnation: u64, batch: u64 },
-    Notify { node: usize, peer: ServerId },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
+    Deliver {
+        from: ServerId,
+        to: ServerId,
+        msg: Message,
+        generation: Option<u64>,
+    },
+    Durable {
+        node: usize,
+        incarnation: u64,
+        batch: u64,
+    },
+    Notify {
+        node: usize,
+        peer: ServerId,
+    },
 }
 
 struct Disk {
@@ -168,7 +183,10 @@ fn decode_applied(mut b: Bytes) -> Result<Vec<Txn>, String> {
         if b.remaining() < len {
             return Err("truncated snapshot".into());
         }
-        out.push(Txn { zxid, data: b.split_to(len) });
+        out.push(Txn {
+            zxid,
+            data: b.split_to(len),
+        });
     }
     Ok(out)
 }
@@ -184,8 +202,14 @@ fn short(msg: &Message) -> String {
 fn short_action(a: &Action) -> String {
     match a {
         Action::Send { to, msg } => format!("send n{to} {}", short(msg)),
-        Action::Append(t) => format!("append {:?}", t.iter().map(|t| t.zxid.to_string()).collect::<Vec<_>>()),
-        Action::Deliver(t) => format!("deliver {:?}", t.iter().map(|t| t.zxid.to_string()).collect::<Vec<_>>()),
+        Action::Append(t) => format!(
+            "append {:?}",
+            t.iter().map(|t| t.zxid.to_string()).collect::<Vec<_>>()
+        ),
+        Action::Deliver(t) => format!(
+            "deliver {:?}",
+            t.iter().map(|t| t.zxid.to_string()).collect::<Vec<_>>()
+        ),
         Action::InstallSnapshot { zxid, .. } => format!("install snapshot {zxid}"),
         a => format!("{a:?}"),
     }
@@ -215,7 +239,12 @@ impl Sim {
                 id: i as ServerId + 1,
                 zab: None,
                 incarnation: 0,
-                disk: Disk { accepted_epoch: 0, current_epoch: 0, snapshot: Vec::new(), log: Vec::new() },
+                disk: Disk {
+                    accepted_epoch: 0,
+                    current_epoch: 0,
+                    snapshot: Vec::new(),
+                    log: Vec::new(),
+                },
                 pending: Vec::new(),
                 last_disk_time: 0,
                 applied: Vec::new(),
@@ -270,7 +299,13 @@ impl Sim {
         let id = n.id;
         self.log(|| format!("n{id} starts (incarnation {inc})"));
         let first = self.now + 1 + self.rng.below(TICK);
-        self.schedule(first, Event::Tick { node: i, incarnation: inc });
+        self.schedule(
+            first,
+            Event::Tick {
+                node: i,
+                incarnation: inc,
+            },
+        );
         self.execute(i, actions)
     }
 
@@ -311,15 +346,35 @@ impl Sim {
             if self.net.partitioned(from, to) || (self.chaos && self.chance(self.opts.vote_drop)) {
                 return;
             }
-            let copies = if self.chaos && self.chance(self.opts.vote_dup) { 2 } else { 1 };
+            let copies = if self.chaos && self.chance(self.opts.vote_dup) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 let at = self.now + 1 + self.rng.below(self.opts.max_delay);
-                self.schedule(at, Event::Deliver { from, to, msg: msg.clone(), generation: None });
+                self.schedule(
+                    at,
+                    Event::Deliver {
+                        from,
+                        to,
+                        msg: msg.clone(),
+                        generation: None,
+                    },
+                );
             }
             return;
         }
         if let Some((generation, at)) = self.net.reserve(from, to, self.now + delay) {
-            self.schedule(at, Event::Deliver { from, to, msg, generation: Some(generation) });
+            self.schedule(
+                at,
+                Event::Deliver {
+                    from,
+                    to,
+                    msg,
+                    generation: Some(generation),
+                },
+            );
         }
     }
 
@@ -333,7 +388,10 @@ impl Sim {
             self.log(|| format!("n{id} {}", short_action(&action)));
             match action {
                 Action::Send { to, msg } => self.send(id, to, msg),
-                Action::PersistEpochs { accepted_epoch, current_epoch } => {
+                Action::PersistEpochs {
+                    accepted_epoch,
+                    current_epoch,
+                } => {
                     let d = &mut self.nodes[i].disk;
                     d.accepted_epoch = accepted_epoch;
                     d.current_epoch = current_epoch;
@@ -341,12 +399,20 @@ impl Sim {
                 Action::Append(txns) => {
                     self.next_batch += 1;
                     let batch = self.next_batch;
-                    let at = (self.now + 1 + self.rng.below(self.opts.max_disk_delay)).max(self.nodes[i].last_disk_time);
+                    let at = (self.now + 1 + self.rng.below(self.opts.max_disk_delay))
+                        .max(self.nodes[i].last_disk_time);
                     let n = &mut self.nodes[i];
                     n.last_disk_time = at;
                     n.pending.push((batch, txns));
                     let incarnation = n.incarnation;
-                    self.schedule(at, Event::Durable { node: i, incarnation, batch });
+                    self.schedule(
+                        at,
+                        Event::Durable {
+                            node: i,
+                            incarnation,
+                            batch,
+                        },
+                    );
                 }
                 Action::Truncate { after } => {
                     let n = &mut self.nodes[i];
@@ -364,7 +430,9 @@ impl Sim {
                     let applied = &self.nodes[i].applied;
                     let last = applied.last().map_or(Zxid::ZERO, |t| t.zxid);
                     if last != zxid {
-                        return Err(format!("n{id}: SendSnapshot at {zxid} but applied up to {last}"));
+                        return Err(format!(
+                            "n{id}: SendSnapshot at {zxid} but applied up to {last}"
+                        ));
                     }
                     let data = encode_applied(applied);
                     self.send(id, to, Message::Snapshot { zxid, data });
@@ -376,7 +444,9 @@ impl Sim {
                     }
                     let old = std::mem::take(&mut self.nodes[i].applied);
                     if old.len() > txns.len() || txns[..old.len()] != old[..] {
-                        return Err(format!("n{id}: snapshot {zxid} does not extend what was applied"));
+                        return Err(format!(
+                            "n{id}: snapshot {zxid} does not extend what was applied"
+                        ));
                     }
                     let n = &mut self.nodes[i];
                     n.applied = txns.clone();
@@ -391,7 +461,11 @@ impl Sim {
                     if zab.is_established_leader() {
                         let epoch = zab.current_epoch();
                         self.one_leader.on_established(epoch, id)?;
-                        self.never_lost.on_leader_established(id, self.prefix.reference(), &self.nodes[i].applied)?;
+                        self.never_lost.on_leader_established(
+                            id,
+                            self.prefix.reference(),
+                            &self.nodes[i].applied,
+                        )?;
                     }
                 }
             }
@@ -415,7 +489,12 @@ impl Sim {
                     self.execute(node, actions)?;
                 }
             }
-            Event::Deliver { from, to, msg, generation } => {
+            Event::Deliver {
+                from,
+                to,
+                msg,
+                generation,
+            } => {
                 if let Some(g) = generation {
                     if self.net.generation(from, to) != g {
                         return Ok(());
@@ -429,7 +508,11 @@ impl Sim {
                     self.execute(i, actions)?;
                 }
             }
-            Event::Durable { node, incarnation, batch } => {
+            Event::Durable {
+                node,
+                incarnation,
+                batch,
+            } => {
                 let n = &mut self.nodes[node];
                 if n.incarnation != incarnation || n.zab.is_none() {
                     return Ok(());
@@ -443,7 +526,11 @@ impl Sim {
                     n.disk.log.extend(txns);
                 }
                 if let Some(z) = last {
-                    let actions = n.zab.as_mut().map(|zab| zab.log_durable(z)).unwrap_or_default();
+                    let actions = n
+                        .zab
+                        .as_mut()
+                        .map(|zab| zab.log_durable(z))
+                        .unwrap_or_default();
                     let id = n.id;
                     self.log(|| format!("n{id} durable {z}"));
                     self.execute(node, actions)?;
@@ -464,7 +551,12 @@ impl Sim {
 
     fn leaders(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].zab.as_ref().is_some_and(|z| z.is_established_leader()))
+            .filter(|&i| {
+                self.nodes[i]
+                    .zab
+                    .as_ref()
+                    .is_some_and(|z| z.is_established_leader())
+            })
             .collect()
     }
 
@@ -577,10 +669,17 @@ impl Sim {
         let deadline = self.now + self.opts.settle_ticks * TICK;
         let settled = |s: &Sim| {
             s.leaders().len() == 1
-                && s.nodes.iter().all(|n| n.zab.as_ref().is_some_and(|z| z.phase() == Phase::Broadcast))
+                && s.nodes.iter().all(|n| {
+                    n.zab
+                        .as_ref()
+                        .is_some_and(|z| z.phase() == Phase::Broadcast)
+                })
         };
         if !self.run_until(deadline, settled)? {
-            return Err(format!("liveness: no stable leader within {} ticks after healing", self.opts.settle_ticks));
+            return Err(format!(
+                "liveness: no stable leader within {} ticks after healing",
+                self.opts.settle_ticks
+            ));
         }
         // A fresh proposal must reach everyone.
         let marker = loop {
@@ -591,7 +690,11 @@ impl Sim {
                 return Err("liveness: leader lost while settling".into());
             }
         };
-        let applied_everywhere = |s: &Sim| s.nodes.iter().all(|n| n.applied.last().is_some_and(|t| t.zxid >= marker));
+        let applied_everywhere = |s: &Sim| {
+            s.nodes
+                .iter()
+                .all(|n| n.applied.last().is_some_and(|t| t.zxid >= marker))
+        };
         if !self.run_until(deadline + 100 * TICK, applied_everywhere)? {
             let state: Vec<String> = self
                 .nodes
@@ -607,13 +710,18 @@ impl Sim {
                     )
                 })
                 .collect();
-            return Err(format!("liveness: proposal {marker} not applied everywhere: {state:?}"));
+            return Err(format!(
+                "liveness: proposal {marker} not applied everywhere: {state:?}"
+            ));
         }
         Ok(())
     }
 
     /// Roles of all servers (None when crashed).
     pub fn roles(&self) -> Vec<Option<Role>> {
-        self.nodes.iter().map(|n| n.zab.as_ref().map(|z| z.role())).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.zab.as_ref().map(|z| z.role()))
+            .collect()
     }
 }

@@ -48,7 +48,12 @@ impl Network {
 
     /// Whether a peer message from `a` to `b` can be sent now; if so, its
     /// link generation and FIFO delivery time (at least `earliest`).
-    pub(crate) fn reserve(&mut self, a: ServerId, b: ServerId, earliest: u64) -> Option<(u64, u64)> {
+    pub(crate) fn reserve(
+        &mut self,
+        a: ServerId,
+        b: ServerId,
+        earliest: u64,
+    ) -> Option<(u64, u64)> {
         if self.partitioned(a, b) {
             return None;
         }

@@ -7,7 +7,10 @@
 use super::{Sim, SimOptions};
 
 fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) {
-    if let Some(seed) = std::env::var("ZAB_SIM_SEED").ok().and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(seed) = std::env::var("ZAB_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         let mut sim = Sim::new(seed, opts(), true);
         let result = sim.run();
         for line in sim.trace() {
@@ -18,7 +21,10 @@ fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) {
         }
         return;
     }
-    let seeds = std::env::var("ZAB_SIM_SEEDS").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(1000);
+    let seeds = std::env::var("ZAB_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1000);
     for seed in 0..seeds {
         if let Err(e) = Sim::new(seed, opts(), false).run() {
             let mut sim = Sim::new(seed, opts(), true);

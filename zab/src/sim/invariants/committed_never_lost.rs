@@ -13,9 +13,18 @@ pub struct CommittedNeverLost;
 impl CommittedNeverLost {
     /// `committed`: every txn applied anywhere so far; `leader_applied`: the
     /// new leader's applied sequence right after establishment.
-    pub fn on_leader_established(&self, leader: u64, committed: &[Txn], leader_applied: &[Txn]) -> Result<(), String> {
-        if leader_applied.len() < committed.len() || leader_applied[..committed.len()] != *committed {
-            let missing = committed.iter().find(|t| !leader_applied.contains(t)).map(|t| t.zxid);
+    pub fn on_leader_established(
+        &self,
+        leader: u64,
+        committed: &[Txn],
+        leader_applied: &[Txn],
+    ) -> Result<(), String> {
+        if leader_applied.len() < committed.len() || leader_applied[..committed.len()] != *committed
+        {
+            let missing = committed
+                .iter()
+                .find(|t| !leader_applied.contains(t))
+                .map(|t| t.zxid);
             return Err(format!(
                 "leader {leader} established without committed history ({} committed, {} applied, first missing {missing:?})",
                 committed.len(),

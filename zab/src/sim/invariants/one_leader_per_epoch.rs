@@ -14,7 +14,9 @@ impl OneLeaderPerEpoch {
     /// Called when `id` reports `Established` as leader of `epoch`.
     pub fn on_established(&mut self, epoch: u32, id: ServerId) -> Result<(), String> {
         match self.leaders.insert(epoch, id) {
-            Some(other) if other != id => Err(format!("two leaders in epoch {epoch}: {other} and {id}")),
+            Some(other) if other != id => {
+                Err(format!("two leaders in epoch {epoch}: {other} and {id}"))
+            }
             _ => Ok(()),
         }
     }

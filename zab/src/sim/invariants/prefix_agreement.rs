@@ -21,7 +21,8 @@ impl PrefixAgreement {
             ));
         }
         if applied.len() > self.reference.len() {
-            self.reference.extend_from_slice(&applied[self.reference.len()..]);
+            self.reference
+                .extend_from_slice(&applied[self.reference.len()..]);
         }
         Ok(())
     }

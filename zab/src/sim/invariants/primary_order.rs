@@ -15,7 +15,10 @@ pub fn check_primary_order(node: u64, applied: &[Txn], delivered: &[Txn]) -> Res
             Some(p) => t.zxid.epoch() > p.epoch() && t.zxid.counter() == 1,
         };
         if !ok {
-            return Err(format!("server {node} delivered {} after {:?}", t.zxid, prev));
+            return Err(format!(
+                "server {node} delivered {} after {:?}",
+                t.zxid, prev
+            ));
         }
         prev = Some(t.zxid);
     }
