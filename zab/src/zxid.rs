@@ -9,7 +9,7 @@
 use std::fmt;
 
 /// A ZooKeeper transaction id: `(epoch << 32) | counter`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Zxid(pub u64);
 
 impl Zxid {
@@ -29,6 +29,12 @@ impl Zxid {
     /// The position of the transaction within its epoch.
     pub const fn counter(self) -> u32 {
         self.0 as u32
+    }
+}
+
+impl fmt::Debug for Zxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:x}", self.0)
     }
 }
 

@@ -28,6 +28,8 @@
 pub mod invariants;
 mod network;
 #[cfg(test)]
+mod script;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
