@@ -146,8 +146,38 @@ struct SimNode {
     applied: Vec<Txn>,
 }
 
+/// What a run exercised (so that tests can check the chaos reaches the
+/// interesting paths).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Leaders established.
+    pub leaders: u64,
+    /// Txns delivered, over all servers.
+    pub delivered: u64,
+    /// TRUNCs executed.
+    pub truncs: u64,
+    /// Snapshots installed.
+    pub snapshots: u64,
+    /// Server crashes.
+    pub crashes: u64,
+    /// Whole-ensemble crashes.
+    pub crash_alls: u64,
+}
+
+impl std::ops::AddAssign for SimStats {
+    fn add_assign(&mut self, o: SimStats) {
+        self.leaders += o.leaders;
+        self.delivered += o.delivered;
+        self.truncs += o.truncs;
+        self.snapshots += o.snapshots;
+        self.crashes += o.crashes;
+        self.crash_alls += o.crash_alls;
+    }
+}
+
 /// A simulated ensemble.
 pub struct Sim {
+    stats: SimStats,
     opts: SimOptions,
     rng: Rng,
     now: u64,
@@ -231,6 +261,7 @@ impl Sim {
             next_client: 0,
             chaos: true,
             trace: trace.then(Vec::new),
+            stats: SimStats::default(),
             one_leader: OneLeaderPerEpoch::default(),
             prefix: PrefixAgreement::default(),
             never_lost: CommittedNeverLost,
@@ -253,6 +284,11 @@ impl Sim {
             });
         }
         sim
+    }
+
+    /// What the run exercised so far.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
     }
 
     /// The trace recorded so far (empty unless tracing).
@@ -318,6 +354,7 @@ impl Sim {
         }
         self.nodes[i].pending.clear();
         self.nodes[i].applied.clear();
+        self.stats.crashes += 1;
         self.log(|| format!("n{id} crashes"));
         for j in 0..self.nodes.len() {
             if j != i {
@@ -417,6 +454,7 @@ impl Sim {
                     );
                 }
                 Action::Truncate { after } => {
+                    self.stats.truncs += 1;
                     let n = &mut self.nodes[i];
                     n.disk.log.retain(|t| t.zxid <= after);
                     for (_, b) in n.pending.iter_mut() {
@@ -425,6 +463,7 @@ impl Sim {
                 }
                 Action::Deliver(txns) => {
                     check_primary_order(id, &self.nodes[i].applied, &txns)?;
+                    self.stats.delivered += txns.len() as u64;
                     self.nodes[i].applied.extend(txns);
                     self.prefix.check(id, &self.nodes[i].applied)?;
                 }
@@ -441,6 +480,7 @@ impl Sim {
                 }
                 Action::InstallSnapshot { zxid, data } => {
                     let txns = decode_applied(data)?;
+                    self.stats.snapshots += 1;
                     if txns.last().map_or(Zxid::ZERO, |t| t.zxid) != zxid {
                         return Err(format!("n{id}: snapshot does not end at {zxid}"));
                     }
@@ -463,6 +503,7 @@ impl Sim {
                     if zab.is_established_leader() {
                         let epoch = zab.current_epoch();
                         self.one_leader.on_established(epoch, id)?;
+                        self.stats.leaders += 1;
                         self.never_lost.on_leader_established(
                             id,
                             self.prefix.reference(),
@@ -595,6 +636,7 @@ impl Sim {
         }
         if self.chance(self.opts.crash_all) {
             self.log(|| "every server crashes".into());
+            self.stats.crash_alls += 1;
             for i in 0..n {
                 self.crash(i);
             }

@@ -4,9 +4,10 @@
 //! `ZAB_SIM_SEED=S` replays exactly seed S with its trace printed. A failing
 //! seed is replayed with tracing and reported as `replay with ZAB_SIM_SEED=S`.
 
-use super::{Sim, SimOptions};
+use super::{Sim, SimOptions, SimStats};
 
-fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) {
+/// Runs the seeds and returns what they exercised in total.
+fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) -> SimStats {
     if let Some(seed) = std::env::var("ZAB_SIM_SEED")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -19,14 +20,20 @@ fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) {
         if let Err(e) = result {
             panic!("{name}: seed {seed} failed: {e}");
         }
-        return;
+        println!("{:?}", sim.stats());
+        return SimStats {
+            leaders: u64::MAX,
+            ..SimStats::default()
+        };
     }
+    let mut total = SimStats::default();
     let seeds = std::env::var("ZAB_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(1000);
     for seed in 0..seeds {
-        if let Err(e) = Sim::new(seed, opts(), false).run() {
+        let mut sim = Sim::new(seed, opts(), false);
+        if let Err(e) = sim.run() {
             let mut sim = Sim::new(seed, opts(), true);
             let replay = sim.run();
             let trace = sim.trace();
@@ -37,36 +44,64 @@ fn run_seeds(name: &str, opts: impl Fn() -> SimOptions) {
                 tail.join("\n")
             );
         }
+        total += sim.stats().clone();
+    }
+    println!("{name}: {seeds} seeds: {total:?}");
+    total
+}
+
+/// The chaos must reach the paths the invariants are about (only checked
+/// over the default 1,000 seeds or more).
+fn assert_exercised(s: &SimStats, snapshots_and_truncs: bool) {
+    if s.leaders == u64::MAX
+        || std::env::var("ZAB_SIM_SEEDS").is_ok_and(|n| n.parse::<u64>().unwrap_or(0) < 1000)
+    {
+        return;
+    }
+    assert!(
+        s.leaders > 1000 && s.delivered > 10_000 && s.crashes > 100,
+        "{s:?}"
+    );
+    if snapshots_and_truncs {
+        assert!(s.truncs > 0 && s.snapshots > 0, "{s:?}");
     }
 }
 
 #[test]
 fn sim_three_servers() {
-    run_seeds("sim_three_servers", || SimOptions::chaos(3));
+    let s = run_seeds("sim_three_servers", || SimOptions::chaos(3));
+    assert_exercised(&s, true);
 }
 
 #[test]
 fn sim_five_servers() {
-    run_seeds("sim_five_servers", || SimOptions::chaos(5));
+    let s = run_seeds("sim_five_servers", || SimOptions::chaos(5));
+    assert_exercised(&s, true);
 }
 
 #[test]
 fn sim_lossy_elections() {
-    run_seeds("sim_lossy_elections", || SimOptions {
+    let s = run_seeds("sim_lossy_elections", || SimOptions {
         vote_drop: 400,
         vote_dup: 300,
         crash: 30,
         restart: 100,
         ..SimOptions::chaos(5)
     });
+    assert_exercised(&s, false);
 }
 
 #[test]
 fn sim_whole_cluster_restarts() {
-    run_seeds("sim_whole_cluster_restarts", || SimOptions {
+    let s = run_seeds("sim_whole_cluster_restarts", || SimOptions {
         crash_all: 20,
         restart: 200,
         propose: 500,
         ..SimOptions::chaos(3)
     });
+    assert_exercised(&s, true);
+    assert!(
+        s.leaders == u64::MAX || s.crash_alls > 100 || std::env::var("ZAB_SIM_SEEDS").is_ok(),
+        "{s:?}"
+    );
 }
