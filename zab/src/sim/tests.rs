@@ -105,3 +105,18 @@ fn sim_whole_cluster_restarts() {
         "{s:?}"
     );
 }
+
+#[test]
+fn sim_heavy_churn() {
+    // Frequent crashes and link breaks during sync, a one-txn DIFF window.
+    let s = run_seeds("sim_heavy_churn", || SimOptions {
+        crash: 60,
+        restart: 150,
+        break_link: 60,
+        partition: 30,
+        max_disk_delay: 60,
+        diff_window: 1,
+        ..SimOptions::chaos(5)
+    });
+    assert_exercised(&s, true);
+}
