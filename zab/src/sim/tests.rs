@@ -120,3 +120,18 @@ fn sim_heavy_churn() {
     });
     assert_exercised(&s, true);
 }
+
+#[test]
+fn sim_replays_exactly_from_its_seed() {
+    let run = |seed| {
+        let mut sim = Sim::new(seed, SimOptions::chaos(3), true);
+        sim.run().expect("run");
+        (sim.trace().to_vec(), sim.stats().clone())
+    };
+    let (a, sa) = run(42);
+    let (b, sb) = run(42);
+    assert!(a.len() > 100);
+    assert_eq!(a, b);
+    assert_eq!(sa, sb);
+    assert_ne!(a, run(43).0);
+}
