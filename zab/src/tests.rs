@@ -590,3 +590,139 @@ fn follower_truncates_then_installs_snapshot() {
         }
     );
 }
+
+#[test]
+fn leader_gives_up_when_a_follower_is_ahead() {
+    let mut z = three(3);
+    z.start();
+    z.step(1, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+    z.step(2, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+    z.step(
+        1,
+        Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: Zxid::new(0, 3),
+        },
+    );
+    let ahead = Message::AckEpoch {
+        current_epoch: 0,
+        last_zxid: Zxid::new(0, 3),
+        epoch_ends: vec![Zxid::new(0, 3)],
+        counted: true,
+    };
+    let actions = z.step(1, ahead);
+    assert_eq!(
+        actions[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+    assert_eq!(z.current_epoch(), 0, "the new epoch was never made current");
+}
+
+#[test]
+fn leader_steps_down_for_a_joiner_that_promised_a_newer_epoch() {
+    let mut z = established_leader();
+    let actions = z.step(
+        2,
+        Message::FollowerInfo {
+            accepted_epoch: 5,
+            last_zxid: Zxid::ZERO,
+        },
+    );
+    assert_eq!(
+        actions[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 1
+        }
+    );
+}
+
+#[test]
+fn late_joiner_is_synced_while_the_leader_broadcasts() {
+    let mut z = established_leader();
+    let (a, _) = z.propose(Bytes::from_static(b"a")).unwrap();
+    z.log_durable(a);
+    z.step(1, Message::Ack { zxid: a });
+    assert_eq!(z.last_committed(), a);
+    assert_eq!(
+        z.step(
+            2,
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO
+            }
+        ),
+        vec![send(2, Message::LeaderInfo { epoch: 1 })]
+    );
+    let ack_epoch = Message::AckEpoch {
+        current_epoch: 0,
+        last_zxid: Zxid::ZERO,
+        epoch_ends: vec![Zxid::ZERO],
+        counted: true,
+    };
+    assert_eq!(
+        z.step(2, ack_epoch),
+        vec![
+            send(2, Message::Diff { after: Zxid::ZERO }),
+            send(
+                2,
+                Message::Proposal {
+                    txn: txn(1, 1, "a")
+                }
+            ),
+            send(2, Message::NewLeader { epoch: 1, zxid: a }),
+        ]
+    );
+    // Proposed while it syncs: forwarded after NEWLEADER on the FIFO link.
+    let (_, actions) = z.propose(Bytes::from_static(b"b")).unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Append(vec![txn(1, 2, "b")]),
+            send(
+                1,
+                Message::Proposal {
+                    txn: txn(1, 2, "b")
+                }
+            ),
+            send(
+                2,
+                Message::Proposal {
+                    txn: txn(1, 2, "b")
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        z.step(2, Message::AckNewLeader { epoch: 1 }),
+        vec![send(2, Message::UpToDate { committed: a })]
+    );
+    // Its ack now counts: with the leader's own durability it commits b.
+    z.log_durable(Zxid::new(1, 2));
+    assert_eq!(
+        z.step(
+            2,
+            Message::Ack {
+                zxid: Zxid::new(1, 2)
+            }
+        ),
+        vec![
+            Action::Deliver(vec![txn(1, 2, "b")]),
+            send(
+                1,
+                Message::Commit {
+                    zxid: Zxid::new(1, 2)
+                }
+            ),
+            send(
+                2,
+                Message::Commit {
+                    zxid: Zxid::new(1, 2)
+                }
+            ),
+        ]
+    );
+}
