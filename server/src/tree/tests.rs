@@ -939,7 +939,10 @@ enum Action {
 }
 
 fn arb_path() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..4)
+    // Shallow paths over two names, so most ops find their parent or node.
+    let depth = prop_oneof![4 => Just(1usize), 4 => Just(2usize), 2 => Just(3usize)];
+    depth
+        .prop_flat_map(|d| prop::collection::vec(prop::sample::select(vec!["a", "b"]), d))
         .prop_map(|v| format!("/{}", v.join("/")))
 }
 
@@ -953,7 +956,7 @@ fn arb_op() -> BoxedStrategy<WriteOp> {
         CreateMode::PersistentWithTtl,
     ]);
     let version = prop_oneof![Just(-1), 0..3i32];
-    let simple = prop_oneof![
+    let in_multi = prop_oneof![
         4 => (arb_path(), mode, prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(path, mode, data)| WriteOp::Create {
             path,
             data: Bytes::from(data),
@@ -964,18 +967,22 @@ fn arb_op() -> BoxedStrategy<WriteOp> {
         2 => (arb_path(), version.clone()).prop_map(|(path, version)| WriteOp::Delete { path, version }),
         2 => (arb_path(), version.clone(), prop::collection::vec(any::<u8>(), 0..8))
             .prop_map(|(path, version, d)| WriteOp::SetData { path, data: Bytes::from(d), version }),
+    ]
+    .boxed();
+    // setACL and deleteContainer may not be in a multi.
+    let simple = prop_oneof![
+        8 => in_multi.clone(),
         1 => (arb_path(), version.clone()).prop_map(|(path, aversion)| WriteOp::SetAcl {
             path,
             acl: vec![Acl { perms: 1, scheme: "world".into(), id: "anyone".into() }],
             aversion,
         }),
         1 => arb_path().prop_map(|path| WriteOp::DeleteContainer { path }),
-    ]
-    .boxed();
+    ];
     prop_oneof![
-        8 => simple.clone(),
+        16 => simple,
         2 => prop::collection::vec(
-            prop_oneof![simple, (arb_path(), version).prop_map(|(path, version)| WriteOp::Check { path, version })],
+            prop_oneof![in_multi, (arb_path(), version).prop_map(|(path, version)| WriteOp::Check { path, version })],
             1..4
         ).prop_map(WriteOp::Multi),
         1 => Just(WriteOp::CloseSession),
@@ -993,14 +1000,14 @@ fn arb_action() -> impl Strategy<Value = Action> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Random ops through prep and apply: every prepped txn applies without error
     /// (pipelined ones included), the invariants hold after every step, applying
     /// the decoded txn gives the same tree, pending drains, and a snapshot round
     /// trip reproduces the tree.
     #[test]
-    fn random_ops_keep_the_invariants(actions in prop::collection::vec(arb_action(), 1..40)) {
+    fn random_ops_keep_the_invariants(actions in prop::collection::vec(arb_action(), 1..60)) {
         let mut h = Harness::new();
         let mut replica = h.tree.clone();
         let mut cversions: HashMap<(String, i64), i32> = HashMap::new();
