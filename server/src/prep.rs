@@ -27,12 +27,20 @@
 //!   `PrepRequestProcessor` and `DataTree.processTxn` of 3.8).
 //!
 //! ACL permissions are checked by [`prepare_with_auth`] (given the session's
-//! authenticated ids); [`prepare`] checks none. Deliberate differences: parent cversion counts creates
-//! only, as in ZooKeeper 3.8 (a delete moves the parent's pzxid, not its cversion);
-//! a CloseSession decrements the parents' child counts in the overlay (ZooKeeper
-//! only moves their pzxid there, which can make a pipelined delete of the parent
-//! fail with NotEmpty); DeleteContainer refuses a persistent node and a TTL node
-//! that has not expired at the txn's time (ZooKeeper trusts its ContainerManager).
+//! authenticated ids): CREATE/DELETE on the parent after it is found, WRITE,
+//! ADMIN or READ on the node after it is found; [`prepare`] checks none.
+//!
+//! As in ZooKeeper 3.8 a parent's cversion counts creates only: a delete moves
+//! the parent's pzxid, not its cversion, so sequence numbers are never reused.
+//!
+//! Deliberate differences from ZooKeeper: a refused request (a failed multi
+//! included) is not turned into an error txn and consumes no zxid (ZooKeeper
+//! logs one); a CloseSession decrements the parents' child counts in the overlay
+//! (ZooKeeper only moves their pzxid there, which can make a pipelined delete of
+//! the parent fail with NotEmpty); DeleteContainer refuses a persistent node and
+//! a TTL node that has not expired at the txn's time (ZooKeeper trusts its
+//! ContainerManager); TTL nodes are always enabled (ZooKeeper needs
+//! `zookeeper.extendedTypesEnabled`).
 
 mod acl;
 mod pending;

@@ -1110,3 +1110,13 @@ fn memory_1m_znodes_rss() {
     assert_eq!(back.node_count(), n);
     assert!(per_node <= 250.0, "RSS per znode {per_node:.0} B");
 }
+
+#[test]
+fn a_node_slot_stays_small() {
+    // The memory budget rests on this: Stat fields, ids, one block pointer, one table pointer.
+    assert!(
+        std::mem::size_of::<node::Node>() <= 96,
+        "{}",
+        std::mem::size_of::<node::Node>()
+    );
+}
