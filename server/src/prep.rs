@@ -57,7 +57,8 @@ use zabkeeper_proto::{
 
 pub use self::acl::{permits, AuthId};
 pub use self::pending::Pending;
-use self::pending::{NodeState, SessionState, View};
+pub(crate) use self::pending::SessionState;
+use self::pending::{NodeState, View};
 use crate::request::{Acl, WriteOp};
 use crate::tree::{DataTree, EphemeralKind, Stat, SPECIAL_PATHS};
 use crate::txn::{Txn, TxnBody};

@@ -1022,6 +1022,10 @@ proptest! {
                     txns.push(t);
                 }
             }
+            // What prep predicts once the batch is applied: every touched path's Stat
+            // (None: gone), every ACL set, every session's state.
+            let predicted: Vec<(String, Option<Stat>)> = h.pending.nodes().map(|(p, s)| (p.to_string(), *s)).collect();
+            let (acls, sessions) = h.pending.acls_and_sessions();
             for t in txns {
                 let r = h.apply(&t);
                 prop_assert!(!matches!(r.result, TxnResult::Error(_) | TxnResult::MultiFailed(_)), "{:?} -> {:?}", t, r.result);
@@ -1040,6 +1044,21 @@ proptest! {
                 check_invariants(&h.tree);
             }
             prop_assert!(h.pending.is_empty());
+            for (path, stat) in predicted {
+                prop_assert_eq!(h.tree.exists(&path), stat, "prep's prediction for {}", path);
+            }
+            for (path, acl) in acls {
+                if h.tree.exists(&path).is_some() {
+                    prop_assert_eq!(h.tree.get_acl(&path).unwrap().0, acl, "ACL of {}", path);
+                }
+            }
+            for (id, state) in sessions {
+                let actual = match h.tree.session_timeout(id) {
+                    Some(t) => crate::prep::SessionState::Open(t),
+                    None => crate::prep::SessionState::Closed,
+                };
+                prop_assert_eq!(actual, state, "session {}", id);
+            }
         }
         prop_assert_eq!(dump(&replica), dump(&h.tree));
         let mut bytes = Vec::new();
