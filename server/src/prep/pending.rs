@@ -119,16 +119,19 @@ impl Pending {
         self.nodes.iter().map(|(p, c)| (p.as_str(), &c.state))
     }
 
-    /// In-flight ACLs and session states (for tests comparing prediction and outcome).
+    /// In-flight ACLs (for tests comparing prediction and outcome).
     #[cfg(test)]
-    pub(crate) fn acls_and_sessions(&self) -> (Vec<(String, Vec<Acl>)>, Vec<(i64, SessionState)>) {
-        let acls = self
-            .acls
+    pub(crate) fn acls_in_flight(&self) -> Vec<(String, Vec<Acl>)> {
+        self.acls
             .iter()
             .map(|(p, c)| (p.clone(), c.state.to_vec()))
-            .collect();
-        let sessions = self.sessions.iter().map(|(id, c)| (*id, c.state)).collect();
-        (acls, sessions)
+            .collect()
+    }
+
+    /// In-flight session states (for tests comparing prediction and outcome).
+    #[cfg(test)]
+    pub(crate) fn sessions_in_flight(&self) -> Vec<(i64, SessionState)> {
+        self.sessions.iter().map(|(id, c)| (*id, c.state)).collect()
     }
 
     pub(crate) fn put_node(&mut self, zxid: i64, path: String, state: Option<NodeState>) {

@@ -1025,7 +1025,7 @@ proptest! {
             // What prep predicts once the batch is applied: every touched path's Stat
             // (None: gone), every ACL set, every session's state.
             let predicted: Vec<(String, Option<Stat>)> = h.pending.nodes().map(|(p, s)| (p.to_string(), *s)).collect();
-            let (acls, sessions) = h.pending.acls_and_sessions();
+            let (acls, sessions) = (h.pending.acls_in_flight(), h.pending.sessions_in_flight());
             for t in txns {
                 let r = h.apply(&t);
                 prop_assert!(!matches!(r.result, TxnResult::Error(_) | TxnResult::MultiFailed(_)), "{:?} -> {:?}", t, r.result);
