@@ -26,13 +26,21 @@
 //!   failing op, RuntimeInconsistency (-2) for the ops after (verified in
 //!   `PrepRequestProcessor` and `DataTree.processTxn` of 3.8).
 //!
-//! Deliberate differences: no ACL permission checks (prep has no session auth; the
-//! front-end owns authentication — see the report); parent cversion counts creates
-//! only, as in ZooKeeper 3.8 (a delete moves the parent's pzxid, not its cversion);
-//! a CloseSession decrements the parents' child counts in the overlay (ZooKeeper
-//! only moves their pzxid there, which can make a pipelined delete of the parent
-//! fail with NotEmpty); DeleteContainer refuses a persistent node and a TTL node
-//! that has not expired at the txn's time (ZooKeeper trusts its ContainerManager).
+//! ACL permissions are checked by [`prepare_with_auth`] (given the session's
+//! authenticated ids): CREATE/DELETE on the parent after it is found, WRITE,
+//! ADMIN or READ on the node after it is found; [`prepare`] checks none.
+//!
+//! As in ZooKeeper 3.8 a parent's cversion counts creates only: a delete moves
+//! the parent's pzxid, not its cversion, so sequence numbers are never reused.
+//!
+//! Deliberate differences from ZooKeeper: a refused request (a failed multi
+//! included) is not turned into an error txn and consumes no zxid (ZooKeeper
+//! logs one); a CloseSession decrements the parents' child counts in the overlay
+//! (ZooKeeper only moves their pzxid there, which can make a pipelined delete of
+//! the parent fail with NotEmpty); DeleteContainer refuses a persistent node and
+//! a TTL node that has not expired at the txn's time (ZooKeeper trusts its
+//! ContainerManager); TTL nodes are always enabled (ZooKeeper needs
+//! `zookeeper.extendedTypesEnabled`).
 
 mod acl;
 mod pending;
@@ -43,13 +51,15 @@ mod tests;
 use std::collections::BTreeSet;
 
 use zabkeeper_proto::{
-    path, wire::CreateMode, ErrorCode, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS,
+    path, perms, wire::CreateMode, ErrorCode, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS,
     TTL_EPHEMERAL_OWNER_PREFIX,
 };
 
+pub use self::acl::{permits, AuthId};
 pub use self::pending::Pending;
-use self::pending::{NodeState, SessionState, View};
-use crate::request::WriteOp;
+pub(crate) use self::pending::SessionState;
+use self::pending::{NodeState, View};
+use crate::request::{Acl, WriteOp};
 use crate::tree::{DataTree, EphemeralKind, Stat, SPECIAL_PATHS};
 use crate::txn::{Txn, TxnBody};
 
@@ -75,6 +85,7 @@ impl PrepError {
 
 /// Validates `op` from `session_id` against the tree plus `pending`, and on success
 /// returns the txn to propose with `zxid`, having recorded its effects in `pending`.
+/// No ACL permission is checked: see [`prepare_with_auth`].
 pub fn prepare(
     tree: &DataTree,
     pending: &mut Pending,
@@ -84,11 +95,32 @@ pub fn prepare(
     time_ms: i64,
     op: &WriteOp,
 ) -> Result<Txn, PrepError> {
+    prepare_with_auth(tree, pending, session_id, cxid, zxid, time_ms, op, None)
+}
+
+/// [`prepare`], plus ZooKeeper's ACL checks when `auth` is given: the ids the
+/// session authenticated as (none for an anonymous session). Create needs CREATE
+/// and delete DELETE on the parent, setData WRITE, setACL ADMIN and check READ on
+/// the node (NoAuth otherwise; a `super` id passes everything); an `auth` ACL entry
+/// is expanded to the session's digest ids (InvalidACL if it has none). Session
+/// close and container removal are never checked.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_with_auth(
+    tree: &DataTree,
+    pending: &mut Pending,
+    session_id: i64,
+    cxid: i32,
+    zxid: i64,
+    time_ms: i64,
+    op: &WriteOp,
+    auth: Option<&[AuthId]>,
+) -> Result<Txn, PrepError> {
     let mut prep = Prep {
         view: View::new(tree, pending),
         session_id,
         zxid,
         time_ms,
+        auth,
     };
     let body = match op {
         WriteOp::Multi(ops) => prep.multi(ops)?,
@@ -109,9 +141,22 @@ struct Prep<'a> {
     session_id: i64,
     zxid: i64,
     time_ms: i64,
+    auth: Option<&'a [AuthId]>,
 }
 
 impl Prep<'_> {
+    /// NoAuth unless the session may do `perm` on the (existing) node at `path`.
+    fn check_perm(&self, path: &str, perm: i32) -> Result<(), ErrorCode> {
+        match self.auth {
+            Some(auth) if !acl::permits(&self.view.acl(path), perm, auth) => Err(ErrorCode::NoAuth),
+            _ => Ok(()),
+        }
+    }
+
+    fn fixup(&self, list: &[Acl]) -> Result<Vec<Acl>, ErrorCode> {
+        acl::fixup(list, self.auth.unwrap_or(&[]))
+    }
+
     fn multi(&mut self, ops: &[WriteOp]) -> Result<TxnBody, PrepError> {
         let mut bodies = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -160,7 +205,7 @@ impl Prep<'_> {
             }
             WriteOp::Delete { path, version } => {
                 valid_path(path)?;
-                self.delete(path, Some(*version))?;
+                self.delete(path, Some(*version), true)?;
                 Ok(TxnBody::Delete { path: path.clone() })
             }
             WriteOp::SetData {
@@ -170,6 +215,7 @@ impl Prep<'_> {
             } => {
                 valid_path(path)?;
                 let mut node = self.view.node(path).ok_or(ErrorCode::NoNode)?;
+                self.check_perm(path, perms::WRITE)?;
                 node.version = next_version(node.version, *version)?;
                 node.mtime = self.time_ms;
                 node.mzxid = self.zxid;
@@ -187,10 +233,12 @@ impl Prep<'_> {
                 aversion,
             } => {
                 valid_path(path)?;
-                let acl = acl::fixup(acl)?;
+                let acl = self.fixup(acl)?;
                 let mut node = self.view.node(path).ok_or(ErrorCode::NoNode)?;
+                self.check_perm(path, perms::ADMIN)?;
                 node.aversion = next_version(node.aversion, *aversion)?;
                 self.view.set_node(path, Some(node));
+                self.view.set_acl(path, acl.clone().into());
                 Ok(TxnBody::SetAcl {
                     path: path.clone(),
                     acl,
@@ -200,6 +248,7 @@ impl Prep<'_> {
             WriteOp::Check { path, version } => {
                 valid_path(path)?;
                 let node = self.view.node(path).ok_or(ErrorCode::NoNode)?;
+                self.check_perm(path, perms::READ)?;
                 next_version(node.version, *version)?;
                 Ok(TxnBody::Check {
                     path: path.clone(),
@@ -216,7 +265,7 @@ impl Prep<'_> {
             WriteOp::CloseSession => {
                 let ephemerals = self.session_ephemerals();
                 for p in &ephemerals {
-                    self.delete(p, None)?;
+                    self.delete(p, None, false)?;
                 }
                 self.view.set_session(self.session_id, SessionState::Closed);
                 Ok(TxnBody::CloseSession {
@@ -242,7 +291,7 @@ impl Prep<'_> {
                 if !removable {
                     return Err(ErrorCode::BadVersion);
                 }
-                self.delete(path, None)?;
+                self.delete(path, None, false)?;
                 Ok(TxnBody::Delete { path: path.clone() })
             }
             WriteOp::Multi(_) => Err(ErrorCode::BadArguments),
@@ -254,10 +303,10 @@ impl Prep<'_> {
         &mut self,
         path: &str,
         data_len: usize,
-        acl: &[crate::request::Acl],
+        acl: &[Acl],
         mode: CreateMode,
         ttl_ms: i64,
-    ) -> Result<(String, i64, i32, Vec<crate::request::Acl>), ErrorCode> {
+    ) -> Result<(String, i64, i32, Vec<Acl>), ErrorCode> {
         if mode.is_ttl() {
             if ttl_ms <= 0 || ttl_ms > MAX_TTL_MS {
                 return Err(ErrorCode::BadArguments);
@@ -271,9 +320,10 @@ impl Prep<'_> {
             return Err(ErrorCode::SessionExpired);
         }
         path::validate(path, mode.is_sequential()).map_err(|_| ErrorCode::BadArguments)?;
-        let acl = acl::fixup(acl)?;
+        let acl = self.fixup(acl)?;
         let parent_path = path::parent(path);
         let mut parent = self.view.node(parent_path).ok_or(ErrorCode::NoNode)?;
+        self.check_perm(parent_path, perms::CREATE)?;
         let path = if mode.is_sequential() {
             format!("{path}{:010}", parent.cversion)
         } else {
@@ -317,16 +367,26 @@ impl Prep<'_> {
             pzxid: self.zxid,
         };
         self.view.set_node(&path, Some(node));
+        self.view.set_acl(&path, acl.clone().into());
         Ok((path, owner, new_cversion, acl))
     }
 
-    /// Records a delete; `version` is checked unless `None` (session close, container removal).
-    fn delete(&mut self, path: &str, version: Option<i32>) -> Result<(), ErrorCode> {
+    /// Records a delete; `version` is checked unless `None`, the parent's DELETE
+    /// permission if `check_acl` (not for session close and container removal).
+    fn delete(
+        &mut self,
+        path: &str,
+        version: Option<i32>,
+        check_acl: bool,
+    ) -> Result<(), ErrorCode> {
         if SPECIAL_PATHS.contains(&path) {
             return Err(ErrorCode::BadArguments);
         }
         let parent_path = path::parent(path);
         let mut parent = self.view.node(parent_path).ok_or(ErrorCode::NoNode)?;
+        if check_acl {
+            self.check_perm(parent_path, perms::DELETE)?;
+        }
         let node = self.view.node(path).ok_or(ErrorCode::NoNode)?;
         if let Some(v) = version {
             next_version(node.version, v)?;

@@ -6,13 +6,16 @@
 //! (a create then a setData of the same node, two sequential creates under one
 //! parent getting distinct suffixes). For each path touched by an in-flight txn
 //! the overlay keeps the latest state (`None` = deleted) and the zxid that set it;
-//! likewise for sessions. When the txn with zxid Z has been applied to the tree,
+//! likewise for sessions, and for ACLs set by in-flight creates and setACLs (kept
+//! apart from the Stat so a later in-flight setData does not hide them). When the txn with zxid Z has been applied to the tree,
 //! [`Pending::applied`] drops every entry set by a zxid <= Z unless a later txn
 //! overwrote it. On a leadership change everything in flight is void:
 //! [`Pending::clear`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
+use crate::request::Acl;
 use crate::tree::{DataTree, Stat};
 
 /// A node's state as validation sees it. `stat.num_children` is the child count
@@ -35,6 +38,7 @@ struct Change<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Node(String),
+    Acl(String),
     Session(i64),
 }
 
@@ -42,6 +46,7 @@ enum Key {
 #[derive(Debug, Clone, Default)]
 pub struct Pending {
     nodes: HashMap<String, Change<Option<NodeState>>>,
+    acls: HashMap<String, Change<Arc<[Acl]>>>,
     sessions: HashMap<i64, Change<SessionState>>,
     /// Every change in zxid order, to drop them as txns are applied.
     log: VecDeque<(i64, Key)>,
@@ -65,6 +70,11 @@ impl Pending {
                         self.nodes.remove(&path);
                     }
                 }
+                Key::Acl(path) => {
+                    if self.acls.get(&path).is_some_and(|c| c.zxid == z) {
+                        self.acls.remove(&path);
+                    }
+                }
                 Key::Session(id) => {
                     if self.sessions.get(&id).is_some_and(|c| c.zxid == z) {
                         self.sessions.remove(&id);
@@ -77,6 +87,7 @@ impl Pending {
     /// Forgets every in-flight change (leadership lost or changed).
     pub fn clear(&mut self) {
         self.nodes.clear();
+        self.acls.clear();
         self.sessions.clear();
         self.log.clear();
     }
@@ -88,11 +99,15 @@ impl Pending {
 
     /// Number of paths and sessions with an in-flight change.
     pub fn len(&self) -> usize {
-        self.nodes.len() + self.sessions.len()
+        self.nodes.len() + self.acls.len() + self.sessions.len()
     }
 
     pub(crate) fn node(&self, path: &str) -> Option<&Option<NodeState>> {
         self.nodes.get(path).map(|c| &c.state)
+    }
+
+    pub(crate) fn acl(&self, path: &str) -> Option<&Arc<[Acl]>> {
+        self.acls.get(path).map(|c| &c.state)
     }
 
     pub(crate) fn session(&self, id: i64) -> Option<SessionState> {
@@ -104,9 +119,29 @@ impl Pending {
         self.nodes.iter().map(|(p, c)| (p.as_str(), &c.state))
     }
 
+    /// In-flight ACLs (for tests comparing prediction and outcome).
+    #[cfg(test)]
+    pub(crate) fn acls_in_flight(&self) -> Vec<(String, Vec<Acl>)> {
+        self.acls
+            .iter()
+            .map(|(p, c)| (p.clone(), c.state.to_vec()))
+            .collect()
+    }
+
+    /// In-flight session states (for tests comparing prediction and outcome).
+    #[cfg(test)]
+    pub(crate) fn sessions_in_flight(&self) -> Vec<(i64, SessionState)> {
+        self.sessions.iter().map(|(id, c)| (*id, c.state)).collect()
+    }
+
     pub(crate) fn put_node(&mut self, zxid: i64, path: String, state: Option<NodeState>) {
         self.log.push_back((zxid, Key::Node(path.clone())));
         self.nodes.insert(path, Change { zxid, state });
+    }
+
+    pub(crate) fn put_acl(&mut self, zxid: i64, path: String, acl: Arc<[Acl]>) {
+        self.log.push_back((zxid, Key::Acl(path.clone())));
+        self.acls.insert(path, Change { zxid, state: acl });
     }
 
     pub(crate) fn put_session(&mut self, zxid: i64, id: i64, state: SessionState) {
@@ -124,6 +159,7 @@ pub(crate) struct View<'a> {
     nodes: HashMap<String, Option<NodeState>>,
     /// Paths in first-write order, so commit is deterministic.
     order: Vec<String>,
+    acls: Vec<(String, Arc<[Acl]>)>,
     sessions: Vec<(i64, SessionState)>,
 }
 
@@ -134,6 +170,7 @@ impl<'a> View<'a> {
             pending,
             nodes: HashMap::new(),
             order: Vec::new(),
+            acls: Vec::new(),
             sessions: Vec::new(),
         }
     }
@@ -146,6 +183,24 @@ impl<'a> View<'a> {
             return *s;
         }
         self.tree.exists(path)
+    }
+
+    /// The ACL of a node that exists in this view.
+    pub(crate) fn acl(&self, path: &str) -> Arc<[Acl]> {
+        if let Some((_, a)) = self.acls.iter().rev().find(|(p, _)| p == path) {
+            return a.clone();
+        }
+        if let Some(a) = self.pending.acl(path) {
+            return a.clone();
+        }
+        self.tree
+            .get_acl(path)
+            .map(|(a, _)| a.into())
+            .unwrap_or_else(|_| Arc::from(Vec::new()))
+    }
+
+    pub(crate) fn set_acl(&mut self, path: &str, acl: Arc<[Acl]>) {
+        self.acls.push((path.to_string(), acl));
     }
 
     pub(crate) fn session(&self, id: i64) -> SessionState {
@@ -181,6 +236,7 @@ impl<'a> View<'a> {
         let View {
             mut nodes,
             order,
+            acls,
             sessions,
             ..
         } = self;
@@ -190,6 +246,7 @@ impl<'a> View<'a> {
         });
         Changes {
             nodes: nodes.collect(),
+            acls,
             sessions,
         }
     }
@@ -198,6 +255,7 @@ impl<'a> View<'a> {
 /// A validated request's changes, ready for [`Pending`].
 pub(crate) struct Changes {
     nodes: Vec<(String, Option<NodeState>)>,
+    acls: Vec<(String, Arc<[Acl]>)>,
     sessions: Vec<(i64, SessionState)>,
 }
 
@@ -205,6 +263,9 @@ impl Changes {
     pub(crate) fn commit(self, pending: &mut Pending, zxid: i64) {
         for (path, state) in self.nodes {
             pending.put_node(zxid, path, state);
+        }
+        for (path, acl) in self.acls {
+            pending.put_acl(zxid, path, acl);
         }
         for (id, state) in self.sessions {
             pending.put_session(zxid, id, state);

@@ -550,3 +550,171 @@ fn delete_container_revalidates() {
     assert_eq!(h.tree.exists("/t"), None);
     check_invariants(&h.tree);
 }
+
+fn prep_as(h: &mut Harness, auth: &[AuthId], op: WriteOp) -> Result<Txn, PrepError> {
+    h.time += 1;
+    let txn = prepare_with_auth(
+        &h.tree,
+        &mut h.pending,
+        1,
+        0,
+        h.zxid + 1,
+        h.time,
+        &op,
+        Some(auth),
+    )?;
+    h.zxid += 1;
+    Ok(txn)
+}
+
+fn bob() -> Vec<AuthId> {
+    vec![AuthId {
+        scheme: "digest".into(),
+        id: "bob:h".into(),
+    }]
+}
+
+fn bob_only(perms: i32) -> Vec<Acl> {
+    vec![Acl {
+        perms,
+        scheme: "digest".into(),
+        id: "bob:h".into(),
+    }]
+}
+
+#[test]
+fn acl_permissions_are_checked_when_auth_is_given() {
+    let mut h = Harness::new();
+    let anon: &[AuthId] = &[];
+    // /zookeeper/config is read-only for everyone, as in ZooKeeper.
+    assert_eq!(
+        prep_as(&mut h, anon, set("/zookeeper/config", -1)).unwrap_err(),
+        PrepError::Op(ErrorCode::NoAuth)
+    );
+    h.run(
+        1,
+        WriteOp::Create {
+            path: "/b".into(),
+            data: Bytes::new(),
+            acl: bob_only(31),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        },
+    )
+    .unwrap();
+    h.run(1, mk("/b/x")).unwrap();
+    let no = |r: Result<Txn, PrepError>| r.unwrap_err().code();
+    assert_eq!(no(prep_as(&mut h, anon, mk("/b/y"))), ErrorCode::NoAuth);
+    assert_eq!(
+        no(prep_as(&mut h, anon, del("/b/x", -1))),
+        ErrorCode::NoAuth
+    );
+    assert_eq!(no(prep_as(&mut h, anon, set("/b", -1))), ErrorCode::NoAuth);
+    assert_eq!(
+        no(prep_as(
+            &mut h,
+            anon,
+            WriteOp::SetAcl {
+                path: "/b".into(),
+                acl: Acl::open(),
+                aversion: -1
+            }
+        )),
+        ErrorCode::NoAuth
+    );
+    assert_eq!(
+        prep_as(
+            &mut h,
+            anon,
+            WriteOp::Multi(vec![mk("/ok"), check("/b", -1)])
+        )
+        .unwrap_err(),
+        PrepError::Multi {
+            code: ErrorCode::NoAuth,
+            results: vec![0, -102]
+        }
+    );
+    // NoNode is reported before NoAuth, as ZooKeeper looks the node up first.
+    assert_eq!(
+        no(prep_as(&mut h, anon, set("/b/none", -1))),
+        ErrorCode::NoNode
+    );
+    // The nodes below /b have their own (open) ACL.
+    prep_as(&mut h, anon, set("/b/x", -1)).unwrap();
+    // bob, and a super user, may do everything.
+    prep_as(&mut h, &bob(), mk("/b/y")).unwrap();
+    prep_as(
+        &mut h,
+        &[AuthId {
+            scheme: "super".into(),
+            id: "x".into(),
+        }],
+        set("/b", -1),
+    )
+    .unwrap();
+    // Without auth (plain `prepare`) nothing is checked.
+    h.prep(1, mk("/b/z")).unwrap();
+}
+
+#[test]
+fn in_flight_acls_are_seen_by_later_requests() {
+    let mut h = Harness::new();
+    let anon: &[AuthId] = &[];
+    // A create with an `auth` entry stores bob's digest id.
+    let t = prep_as(
+        &mut h,
+        &bob(),
+        WriteOp::Create {
+            path: "/p".into(),
+            data: Bytes::new(),
+            acl: vec![Acl {
+                perms: 31,
+                scheme: "auth".into(),
+                id: "".into(),
+            }],
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        },
+    )
+    .unwrap();
+    assert!(matches!(&t.body, TxnBody::Create { acl, .. } if *acl == bob_only(31)));
+    // In flight, and after an in-flight setData, /p is still bob's only.
+    prep_as(&mut h, &bob(), set("/p", -1)).unwrap();
+    assert_eq!(
+        prep_as(&mut h, anon, mk("/p/c")).unwrap_err().code(),
+        ErrorCode::NoAuth
+    );
+    // An in-flight setACL opening it lets the anonymous create through.
+    prep_as(
+        &mut h,
+        &bob(),
+        WriteOp::SetAcl {
+            path: "/p".into(),
+            acl: Acl::open(),
+            aversion: -1,
+        },
+    )
+    .unwrap();
+    let c = prep_as(&mut h, anon, mk("/p/c")).unwrap();
+    assert!(matches!(&c.body, TxnBody::Create { path, .. } if path == "/p/c"));
+    assert_eq!(
+        prep_as(
+            &mut h,
+            anon,
+            WriteOp::Create {
+                path: "/q".into(),
+                data: Bytes::new(),
+                acl: vec![Acl {
+                    perms: 31,
+                    scheme: "auth".into(),
+                    id: "".into()
+                }],
+                mode: CreateMode::Persistent,
+                ttl_ms: 0
+            }
+        )
+        .unwrap_err()
+        .code(),
+        ErrorCode::InvalidAcl
+    );
+}

@@ -213,6 +213,14 @@ impl Arena {
         path
     }
 
+    /// Sizes an empty child table for `n` children (snapshot loading).
+    pub(crate) fn reserve_children(&mut self, id: u32, n: usize) {
+        let node = &mut self.nodes[id as usize];
+        if node.children.is_none() && n > 0 {
+            node.children = Some(Box::new(HashTable::with_capacity(n)));
+        }
+    }
+
     /// Stores `node` as a new child of `parent` (no duplicate check) and returns its id.
     pub(crate) fn attach(&mut self, parent: u32, mut node: Node) -> u32 {
         node.parent = parent;

@@ -130,6 +130,8 @@ impl DataTree {
             last_zxid,
         };
         tree.arena.reserve(count - 1);
+        tree.arena
+            .reserve_children(ROOT, root_children.min(count as u64) as usize);
         // (node id, its path length, children still to read)
         let mut stack: Vec<(u32, usize, u64)> = vec![(ROOT, 0, root_children)];
         let mut read = 1usize;
@@ -158,6 +160,8 @@ impl DataTree {
             tree.acls.add_ref(node.acl);
             let path_len = parent_len + 1 + name.len();
             let id = tree.attach(parent, node, path_len);
+            tree.arena
+                .reserve_children(id, children.min((count - read) as u64) as usize);
             stack.push((id, path_len, children));
         }
         if read != count {
