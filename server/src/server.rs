@@ -137,17 +137,14 @@ impl Server {
             recovered.epoch,
             recovered.since_snapshot,
         );
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(pipeline.run(
-            writes_rx,
-            durable_rx,
-            shutdown.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::native::serve(
-            listener,
-            core.clone(),
-            shutdown.clone(),
-        )));
+        let tasks = vec![
+            tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())),
+            tokio::spawn(crate::native::serve(
+                listener,
+                core.clone(),
+                shutdown.clone(),
+            )),
+        ];
         info!(%native_addr, "serving native protocol");
         Ok(Server {
             native_addr,
