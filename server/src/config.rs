@@ -38,6 +38,40 @@ pub struct Config {
     pub log_segment_bytes: u64,
     /// How often the leader looks for empty containers and expired TTL nodes, in ms.
     pub container_check_ms: u64,
+    /// This member's id in an ensemble (ZooKeeper's `myid`); unset when standalone.
+    pub id: Option<u64>,
+    /// Every voting member, this one included. Empty: standalone.
+    pub members: Vec<Member>,
+    /// The replication protocol's clock tick in ms (heartbeats are 2 ticks).
+    pub zab_tick_ms: u64,
+    /// A follower that hears nothing from its leader this long (or a leader that
+    /// hears from no quorum) starts an election, in ms.
+    pub election_timeout_ms: u64,
+}
+
+/// One ensemble member as the configuration names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    pub host: String,
+    /// Port for traffic between members.
+    pub peer_port: u16,
+    /// Native client port of that member (what clients connect to).
+    pub client_port: u16,
+}
+
+impl Member {
+    /// Parses `ID=HOST:PEER_PORT:CLIENT_PORT`.
+    pub fn parse(spec: &str) -> Result<Member> {
+        let bad = || Error::Config(format!("invalid member `{spec}`: expected ID=HOST:PEER_PORT:CLIENT_PORT"));
+        let (id, rest) = spec.split_once('=').ok_or_else(bad)?;
+        let mut parts = rest.rsplitn(3, ':');
+        let client_port = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let peer_port = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?.to_string();
+        Ok(Member { id: id.trim().parse().map_err(|_| bad())?, host, peer_port, client_port })
+    }
 }
 
 impl Default for Config {
@@ -55,6 +89,10 @@ impl Default for Config {
             snap_retain: 3,
             log_segment_bytes: 64 * 1024 * 1024,
             container_check_ms: 60_000,
+            id: None,
+            members: Vec::new(),
+            zab_tick_ms: 50,
+            election_timeout_ms: 1500,
         }
     }
 }
@@ -127,7 +165,43 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty".into());
         }
+        if self.zab_tick_ms == 0 || self.zab_tick_ms > 10_000 {
+            return bad("zab_tick_ms", format!("{} is outside 1..=10000", self.zab_tick_ms));
+        }
+        if self.election_timeout_ms < 4 * self.zab_tick_ms {
+            return bad(
+                "election_timeout_ms",
+                format!("{} must be at least 4 zab ticks ({} ms)", self.election_timeout_ms, 4 * self.zab_tick_ms),
+            );
+        }
+        if !self.members.is_empty() {
+            let Some(id) = self.id else {
+                return bad("id", "an ensemble member needs its id".into());
+            };
+            if !self.members.iter().any(|m| m.id == id) {
+                return bad("id", format!("{id} is not among `members`"));
+            }
+            let mut ids: Vec<u64> = self.members.iter().map(|m| m.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != self.members.len() {
+                return bad("members", "duplicate member ids".into());
+            }
+            if ids.contains(&0) {
+                return bad("members", "member ids start at 1".into());
+            }
+        }
         Ok(())
+    }
+
+    /// True when this server is a member of a replicated ensemble.
+    pub fn is_ensemble(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// This member's own entry (ensemble mode).
+    pub fn me(&self) -> Option<&Member> {
+        self.members.iter().find(|m| Some(m.id) == self.id)
     }
 
     /// Negotiates a client's requested session timeout into the allowed range.
@@ -173,6 +247,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn members_parse_and_validate() {
+        let m = Member::parse("2=127.0.0.1:2882:2282").unwrap();
+        assert_eq!(m, Member { id: 2, host: "127.0.0.1".into(), peer_port: 2882, client_port: 2282 });
+        assert!(Member::parse("2=127.0.0.1:2882").is_err());
+        assert!(Member::parse("x=h:1:2").is_err());
+        let members: Vec<Member> =
+            (1..=3).map(|i| Member::parse(&format!("{i}=127.0.0.1:{}:{}", 2880 + i, 2280 + i)).unwrap()).collect();
+        let c = Config { members: members.clone(), id: Some(2), ..Config::default() };
+        c.validate().unwrap();
+        assert_eq!(c.me().unwrap().client_port, 2282);
+        let c = Config { members: members.clone(), id: Some(9), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("`id`"));
+        let c = Config { members, id: None, ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("`id`"));
     }
 
     #[test]

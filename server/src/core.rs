@@ -10,14 +10,15 @@
 //! the notification of that change was queued on its connection.
 
 use crate::config::Config;
-use crate::pipeline::WriteRequest;
+use crate::pipeline::{PipelineMsg, WriteRequest};
 use crate::reply::{Completion, Event, Outbox, Outcome, Outgoing, Reply};
 use crate::request::{ReadOp, WriteOp};
 use crate::session::{password_for, SessionIds, SessionTracker};
 use crate::tree::DataTree;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use zabkeeper_proto::wire::{self, WatcherType};
@@ -27,6 +28,10 @@ use zabkeeper_watch::{WatchKind, WatchManager};
 /// A connection's identity inside the server (not the session: a session may move
 /// between connections).
 pub type ConnId = u64;
+
+/// How long a member behind a reconnecting client's last zxid waits to catch up
+/// before refusing it with `NotCaughtUp`.
+const CATCH_UP_WAIT_MS: u64 = 2000;
 
 /// What a successful handshake grants.
 #[derive(Debug, Clone)]
@@ -47,7 +52,13 @@ pub struct Core {
     session_ids: SessionIds,
     next_conn: AtomicU64,
     last_zxid: AtomicI64,
-    writes: mpsc::UnboundedSender<WriteRequest>,
+    writes: mpsc::UnboundedSender<PipelineMsg>,
+    /// False while an ensemble member has no established leader: it then refuses
+    /// clients (they go to another member) instead of serving stale or stuck state.
+    serving: AtomicBool,
+    /// Ensemble followers collect touched sessions here and forward them to the
+    /// leader, which owns the leases. None in standalone mode.
+    touched: Option<Mutex<HashSet<i64>>>,
 }
 
 impl Core {
@@ -55,7 +66,8 @@ impl Core {
         config: Config,
         tree: DataTree,
         server_id: u64,
-        writes: mpsc::UnboundedSender<WriteRequest>,
+        writes: mpsc::UnboundedSender<PipelineMsg>,
+        ensemble: bool,
     ) -> Core {
         let now_ms = crate::now_ms() as u64;
         let last = tree.last_applied_zxid();
@@ -77,7 +89,40 @@ impl Core {
             next_conn: AtomicU64::new(1),
             last_zxid: AtomicI64::new(last),
             writes,
+            serving: AtomicBool::new(!ensemble),
+            touched: ensemble.then(|| Mutex::new(HashSet::new())),
         }
+    }
+
+    /// Whether this member serves clients now.
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops serving clients; stopping closes every client connection so
+    /// clients move to a member that has a leader.
+    pub fn set_serving(&self, serving: bool) {
+        let was = self.serving.swap(serving, Ordering::AcqRel);
+        if was && !serving {
+            for conn in self.conns.iter() {
+                let _ = conn.value().send(Outgoing::Close(ErrorCode::ConnectionLoss));
+            }
+        }
+    }
+
+    /// Sessions touched since the last call (ensemble followers forward them).
+    pub fn take_touched(&self) -> Vec<i64> {
+        match &self.touched {
+            Some(t) => t.lock().drain().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Replaces the whole tree (a follower installing the leader's snapshot).
+    pub(crate) fn install_tree(&self, tree: DataTree) {
+        let mut current = self.tree.write();
+        self.set_last_zxid(tree.last_applied_zxid());
+        *current = tree;
     }
 
     pub fn config(&self) -> &Config {
@@ -117,6 +162,14 @@ impl Core {
         conn: ConnId,
         req: &wire::ConnectRequest,
     ) -> Result<Grant, (ErrorCode, String)> {
+        if !self.is_serving() {
+            return Err((ErrorCode::NoLeader, "this member has no leader yet; try another".into()));
+        }
+        // A member behind the client waits a little to catch up before refusing.
+        let deadline = Instant::now() + std::time::Duration::from_millis(CATCH_UP_WAIT_MS);
+        while req.last_zxid_seen > self.last_zxid() && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let ours = self.last_zxid();
         if req.last_zxid_seen > ours {
             return Err((
@@ -197,7 +250,13 @@ impl Core {
 
     /// Extends the session's lease. False if the session is gone or closing.
     pub fn touch(&self, session: i64) -> bool {
-        self.leases.touch(session, Instant::now())
+        let live = self.leases.touch(session, Instant::now());
+        if live {
+            if let Some(t) = &self.touched {
+                t.lock().insert(session);
+            }
+        }
+        live
     }
 
     /// Hands a write to the pipeline; its outcome goes to `completion`.
@@ -208,17 +267,21 @@ impl Core {
             op,
             completion: Some(completion),
         };
-        if let Err(e) = self.writes.send(req) {
-            if let Some(c) = e.0.completion {
+        if let Err(e) = self.writes.send(PipelineMsg::Write(req)) {
+            if let PipelineMsg::Write(WriteRequest { completion: Some(c), .. }) = e.0 {
                 c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
             }
         }
     }
 
-    /// `sync`: in standalone mode every committed txn is already applied here, and
-    /// the connection answers in order, so the sync completes at once.
+    /// `sync`: completes once this member has applied every write committed before
+    /// the sync began (in an ensemble, the leader's commit point at that moment).
     pub fn sync(&self, path: String, completion: Completion) {
-        completion.complete(Outcome::Ok(Reply::Synced(path)));
+        if let Err(e) = self.writes.send(PipelineMsg::Sync { path, completion }) {
+            if let PipelineMsg::Sync { completion, .. } = e.0 {
+                completion.complete(Outcome::Err(ErrorCode::ConnectionLoss));
+            }
+        }
     }
 
     /// Serves a read from the local tree, registering its watch atomically with it.

@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod config;
 pub mod core;
+pub mod ensemble;
 pub mod error;
 pub mod native;
 pub mod peer;

@@ -4,7 +4,7 @@ use clap::Parser;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zabkeeper_server::config::Config;
+use zabkeeper_server::config::{Config, Member};
 use zabkeeper_server::server::Server;
 
 /// A ZooKeeper-class coordination service. With no arguments: a standalone server on
@@ -42,6 +42,18 @@ struct Args {
     /// Interval of the container and TTL check in ms (config key `container_check_ms`).
     #[arg(long)]
     container_check_ms: Option<u64>,
+    /// This member's id in an ensemble (config key `id`).
+    #[arg(long)]
+    id: Option<u64>,
+    /// Ensemble members as ID=HOST:PEER_PORT:CLIENT_PORT, comma-separated (config key `members`).
+    #[arg(long, value_delimiter = ',')]
+    members: Vec<String>,
+    /// Replication tick in ms (config key `zab_tick_ms`).
+    #[arg(long)]
+    zab_tick_ms: Option<u64>,
+    /// Leader silence that starts an election, in ms (config key `election_timeout_ms`).
+    #[arg(long)]
+    election_timeout_ms: Option<u64>,
 }
 
 impl Args {
@@ -62,8 +74,16 @@ impl Args {
             max_connections,
             snap_count,
             snap_retain,
-            container_check_ms
+            container_check_ms,
+            zab_tick_ms,
+            election_timeout_ms
         );
+        if self.id.is_some() {
+            c.id = self.id;
+        }
+        if !self.members.is_empty() {
+            c.members = self.members.iter().map(|m| Member::parse(m)).collect::<Result<_, _>>()?;
+        }
         c.validate()?;
         Ok(c)
     }

@@ -35,6 +35,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use zabkeeper_proto::ErrorCode;
 
+/// What connections hand to the pipeline (standalone) or the replica (ensemble).
+#[derive(Debug)]
+pub enum PipelineMsg {
+    Write(WriteRequest),
+    Sync { path: String, completion: Completion },
+}
+
 /// A write on its way into the pipeline.
 #[derive(Debug)]
 pub struct WriteRequest {
@@ -81,7 +88,7 @@ impl Pipeline {
     /// Runs until shutdown; then waits for what is in flight to become durable.
     pub async fn run(
         mut self,
-        mut writes: mpsc::UnboundedReceiver<WriteRequest>,
+        mut writes: mpsc::UnboundedReceiver<PipelineMsg>,
         mut durable: mpsc::UnboundedReceiver<u64>,
         shutdown: CancellationToken,
     ) {
@@ -104,10 +111,10 @@ impl Pipeline {
                 },
                 w = writes.recv() => {
                     let Some(w) = w else { break };
-                    self.prepare(w);
+                    self.handle(w);
                     // Take everything queued now: it all shares the next fdatasync.
                     while let Ok(w) = writes.try_recv() {
-                        self.prepare(w);
+                        self.handle(w);
                     }
                 }
                 _ = expiry.tick() => self.expire_sessions(),
@@ -132,9 +139,22 @@ impl Pipeline {
             }
         }
         writes.close();
-        while let Ok(w) = writes.try_recv() {
-            if let Some(c) = w.completion {
-                c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
+        while let Ok(msg) = writes.try_recv() {
+            match msg {
+                PipelineMsg::Write(WriteRequest { completion: Some(c), .. })
+                | PipelineMsg::Sync { completion: c, .. } => c.complete(Outcome::Err(ErrorCode::ConnectionLoss)),
+                PipelineMsg::Write(_) => {}
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: PipelineMsg) {
+        match msg {
+            PipelineMsg::Write(w) => self.prepare(w),
+            // Standalone: every committed txn is applied here already, and the
+            // connection answers in request order, so a sync is complete at once.
+            PipelineMsg::Sync { path, completion } => {
+                completion.complete(Outcome::Ok(crate::reply::Reply::Synced(path)))
             }
         }
     }

@@ -101,10 +101,83 @@ fn recover(config: &Config) -> Result<Recovered> {
     })
 }
 
+/// What an ensemble member rebuilds from its data directory: the tree at its
+/// newest snapshot and the durable log after it, which ZAB will deliver (or
+/// truncate) once the member has synchronised with a leader.
+struct RecoveredMember {
+    tree: DataTree,
+    persisted: zabkeeper_zab::Persisted,
+    log: FileTxnLog,
+    snapshots: FileSnapshotStore,
+    epochs: FileEpochStore,
+}
+
+fn recover_member(config: &Config) -> Result<RecoveredMember> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)?;
+    let epochs = FileEpochStore::open(dir)?;
+    let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
+    let log = FileTxnLog::open(
+        dir.join("log"),
+        LogOptions { segment_size: config.log_segment_bytes, ..LogOptions::default() },
+    )?;
+    let tree = match snapshots.latest()? {
+        Some((zxid, body)) => DataTree::deserialize(&body)
+            .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?,
+        None => DataTree::new(),
+    };
+    let snapshot_zxid = tree.last_applied_zxid() as u64;
+    let log_txns = log
+        .read_after(snapshot_zxid)?
+        .into_iter()
+        .map(|(zxid, data)| zabkeeper_zab::Txn { zxid: zabkeeper_zab::Zxid(zxid), data })
+        .collect::<Vec<_>>();
+    let stored = epochs.load()?;
+    info!(
+        snapshot = format_args!("{snapshot_zxid:#x}"),
+        logged = log_txns.len(),
+        accepted_epoch = stored.accepted,
+        current_epoch = stored.current,
+        "recovered member data directory {}",
+        dir.display()
+    );
+    Ok(RecoveredMember {
+        tree,
+        persisted: zabkeeper_zab::Persisted {
+            accepted_epoch: stored.accepted,
+            current_epoch: stored.current,
+            snapshot_zxid: zabkeeper_zab::Zxid(snapshot_zxid),
+            log: log_txns,
+        },
+        log,
+        snapshots,
+        epochs,
+    })
+}
+
+/// ZAB's configuration from the server's: time in zab ticks.
+fn zab_config(config: &Config) -> Result<zabkeeper_zab::Config> {
+    let id = config.id.ok_or_else(|| Error::Config("`id` is required in an ensemble".into()))?;
+    let mut z = zabkeeper_zab::Config::new(id, config.members.iter().map(|m| m.id).collect());
+    let ticks = |ms: u64| ((ms / config.zab_tick_ms).max(1)) as u32;
+    z.heartbeat_ticks = 2;
+    z.follower_timeout_ticks = ticks(config.election_timeout_ms).max(z.heartbeat_ticks + 1);
+    z.leader_timeout_ticks = z.follower_timeout_ticks;
+    z.election_resend_ticks = 4;
+    z.finalize_ticks = 1;
+    z.init_timeout_ticks = ticks(10_000);
+    z.diff_window = 10_000;
+    z.validate().map_err(|e| Error::Config(e.to_string()))?;
+    Ok(z)
+}
+
 impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(config: Config) -> Result<Server> {
         config.validate()?;
+        if config.is_ensemble() {
+            return Self::start_member(config).await;
+        }
         let recovered = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || recover(&config))
@@ -129,7 +202,7 @@ impl Server {
                 fatal.cancel();
             }),
         )?;
-        let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx));
+        let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx, false));
         let pipeline = Pipeline::new(
             core.clone(),
             log,
@@ -152,6 +225,66 @@ impl Server {
             shutdown,
             tasks,
         })
+    }
+
+    /// Starts an ensemble member: peer transport, ZAB replica, client port.
+    async fn start_member(mut config: Config) -> Result<Server> {
+        let me = config.me().cloned().ok_or_else(|| Error::Config("`id` is not among `members`".into()))?;
+        config.port = me.client_port;
+        let zab_config = zab_config(&config)?;
+        let recovered = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || recover_member(&config))
+                .await
+                .map_err(|e| Error::Task(format!("recovery task failed: {e}")))??
+        };
+        let peer_listener = TcpListener::bind((config.bind, me.peer_port)).await?;
+        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let native_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+
+        let mut peers = std::collections::HashMap::new();
+        for m in &config.members {
+            let addr = tokio::net::lookup_host((m.host.as_str(), m.peer_port))
+                .await?
+                .next()
+                .ok_or_else(|| Error::Config(format!("member {} host `{}` does not resolve", m.id, m.host)))?;
+            peers.insert(m.id, addr);
+        }
+        let (peer_tx, peer_rx) = mpsc::unbounded_channel();
+        let net = crate::peer::PeerNet::start(me.id, peer_listener, peers, peer_tx, shutdown.clone());
+
+        let (writes_tx, writes_rx) = mpsc::unbounded_channel();
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+        let fatal = shutdown.clone();
+        let log = GroupCommit::spawn(
+            Box::new(recovered.log) as Box<dyn TxnLog>,
+            Box::new(move |zxid| {
+                let _ = durable_tx.send(zxid);
+            }),
+            Box::new(move |e| {
+                tracing::error!(error = %e, "txn log failed: stopping the server");
+                fatal.cancel();
+            }),
+        )?;
+        let core = Arc::new(Core::new(config, recovered.tree, me.id, writes_tx, true));
+        let seed = crate::now_ms() as u64 ^ (me.id << 48);
+        let zab = zabkeeper_zab::Zab::new(zab_config, recovered.persisted, seed);
+        let replica = crate::ensemble::Replica::new(crate::ensemble::ReplicaParts {
+            core: core.clone(),
+            zab,
+            net,
+            log,
+            epochs: recovered.epochs,
+            snapshots: Box::new(recovered.snapshots),
+            shutdown: shutdown.clone(),
+        });
+        let tasks = vec![
+            tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)),
+            tokio::spawn(crate::native::serve(listener, core.clone(), shutdown.clone())),
+        ];
+        info!(id = me.id, %native_addr, peer_port = me.peer_port, "ensemble member started");
+        Ok(Server { native_addr, core, shutdown, tasks })
     }
 
     pub fn native_addr(&self) -> SocketAddr {

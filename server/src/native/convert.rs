@@ -56,7 +56,7 @@ pub fn acl_to_wire(acl: &[Acl]) -> Vec<wire::Acl> {
         .collect()
 }
 
-fn create(c: wire::CreateRequest) -> Result<WriteOp, ErrorCode> {
+pub(crate) fn create(c: wire::CreateRequest) -> Result<WriteOp, ErrorCode> {
     let mode = wire::CreateMode::try_from(c.mode).map_err(|_| ErrorCode::BadArguments)?;
     validate(&c.path, mode.is_sequential()).map_err(|_| ErrorCode::BadArguments)?;
     Ok(WriteOp::Create {
@@ -68,7 +68,7 @@ fn create(c: wire::CreateRequest) -> Result<WriteOp, ErrorCode> {
     })
 }
 
-fn multi_op(op: wire::Op) -> Result<WriteOp, ErrorCode> {
+pub(crate) fn multi_op(op: wire::Op) -> Result<WriteOp, ErrorCode> {
     use wire::op::Op as M;
     match op.op {
         Some(M::Create(c)) => create(c),

@@ -17,7 +17,7 @@
 //! silence before the handshake closes this connection (with a log line) and
 //! nothing else. Connections are capped by a semaphore (`max_connections`).
 
-mod convert;
+pub(crate) mod convert;
 
 pub use convert::{decode, Decoded};
 
