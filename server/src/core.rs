@@ -33,6 +33,16 @@ pub type ConnId = u64;
 /// before refusing it with `NotCaughtUp`.
 const CATCH_UP_WAIT_MS: u64 = 2000;
 
+/// A member's place in the ensemble, as reported to clients and tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerState {
+    pub id: u64,
+    pub role: &'static str,
+    pub epoch: u32,
+    pub last_zxid: i64,
+    pub serving: bool,
+}
+
 /// What a successful handshake grants.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -59,6 +69,9 @@ pub struct Core {
     /// Ensemble followers collect touched sessions here and forward them to the
     /// leader, which owns the leases. None in standalone mode.
     touched: Option<Mutex<HashSet<i64>>>,
+    server_id: u64,
+    /// (role, epoch) as the replica last reported them.
+    role: Mutex<(&'static str, u32)>,
 }
 
 impl Core {
@@ -91,7 +104,24 @@ impl Core {
             writes,
             serving: AtomicBool::new(!ensemble),
             touched: ensemble.then(|| Mutex::new(HashSet::new())),
+            server_id,
+            role: Mutex::new((if ensemble { "looking" } else { "standalone" }, (last >> 32) as u32)),
         }
+    }
+
+    pub fn server_state(&self) -> ServerState {
+        let (role, epoch) = *self.role.lock();
+        ServerState {
+            id: self.server_id,
+            role,
+            epoch,
+            last_zxid: self.last_zxid(),
+            serving: self.is_serving(),
+        }
+    }
+
+    pub(crate) fn set_role(&self, role: &'static str, epoch: u32) {
+        *self.role.lock() = (role, epoch);
     }
 
     /// Whether this member serves clients now.

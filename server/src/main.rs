@@ -10,8 +10,10 @@ use zabkeeper_server::server::Server;
 /// A ZooKeeper-class coordination service. With no arguments: a standalone server on
 /// 127.0.0.1:2281 with its data in ./zabkeeper-data.
 #[derive(Parser, Debug)]
-#[command(name = "zabkeeper", version)]
+#[command(name = "zabkeeper", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file; flags given here override its keys.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -56,6 +58,16 @@ struct Args {
     election_timeout_ms: Option<u64>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print a running member's id, role, epoch and last zxid (exit 1 if unreachable).
+    Status {
+        /// Native client address of the member.
+        #[arg(default_value = "127.0.0.1:2281")]
+        addr: String,
+    },
+}
+
 impl Args {
     fn into_config(self) -> Result<Config, zabkeeper_server::error::Error> {
         let mut c = match &self.config {
@@ -89,6 +101,50 @@ impl Args {
     }
 }
 
+/// `zabkeeper status ADDR`: one probe frame, one answer.
+fn status(addr: &str) -> ExitCode {
+    use futures::{SinkExt, StreamExt};
+    use zabkeeper_proto::wire;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zabkeeper: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let probe = async {
+            let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let mut io = tokio_util::codec::Framed::new(
+                stream,
+                zabkeeper_proto::frame::Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20),
+            );
+            let frame = wire::ClientFrame { kind: Some(wire::client_frame::Kind::Probe(wire::Empty {})) };
+            io.send(frame).await.ok()?;
+            match io.next().await {
+                Some(Ok(wire::ServerFrame { kind: Some(wire::server_frame::Kind::Response(r)) })) => match r.result {
+                    Some(wire::response::Result::ServerState(s)) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            }
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), probe).await {
+            Ok(Some(s)) => {
+                println!(
+                    "{addr} id={} role={} epoch={} zxid={:#x} serving={}",
+                    s.id, s.role, s.epoch, s.last_zxid, s.serving
+                );
+                ExitCode::SUCCESS
+            }
+            _ => {
+                println!("{addr} unreachable");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,8 +152,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match Args::parse().into_config() {
+    let args = Args::parse();
+    if let Some(Command::Status { addr }) = &args.command {
+        return status(addr);
+    }
+    let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zabkeeper: {e}");

@@ -38,6 +38,7 @@ pub enum Reply {
     /// `sync`: the path it was called with.
     Synced(String),
     WhoAmI(Vec<(String, String)>),
+    ServerState(crate::core::ServerState),
 }
 
 /// A multi that failed: the code of the failing op, and every op's code as

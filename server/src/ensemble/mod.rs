@@ -412,6 +412,12 @@ impl Replica {
                 }
                 Action::RoleChanged { role, epoch } => {
                     info!(?role, epoch, "role changed");
+                    let name = match role {
+                        Role::Looking => "looking",
+                        Role::Following { .. } => "following",
+                        Role::Leading => "leading",
+                    };
+                    self.core.set_role(name, epoch);
                     self.core.set_serving(false);
                     self.pending.clear();
                     self.fail_waiting();
@@ -431,6 +437,8 @@ impl Replica {
                         }
                         self.pending.clear();
                     }
+                    let name = if self.is_leader() { "leading" } else { "following" };
+                    self.core.set_role(name, self.zab.current_epoch());
                     info!(
                         leader = self.is_leader(),
                         epoch = self.zab.current_epoch(),

@@ -20,6 +20,7 @@ pub enum Decoded {
     SetWatches(wire::SetWatchesRequest),
     Auth { scheme: String, auth: Vec<u8> },
     WhoAmI,
+    ServerState,
     Close,
 }
 
@@ -185,6 +186,7 @@ pub fn decode(op: Option<Op>) -> Result<Decoded, ErrorCode> {
         },
         Op::WhoAmI(_) => Decoded::WhoAmI,
         Op::CloseSession(_) => Decoded::Close,
+        Op::ServerState(_) => Decoded::ServerState,
     })
 }
 
@@ -231,6 +233,13 @@ fn result_to_wire(reply: Reply) -> wire::response::Result {
             results: results.into_iter().map(op_result_to_wire).collect(),
         }),
         Reply::Synced(path) => R::Sync(wire::PathRequest { path }),
+        Reply::ServerState(s) => R::ServerState(wire::ServerStateResponse {
+            id: s.id,
+            role: s.role.to_string(),
+            epoch: s.epoch,
+            last_zxid: s.last_zxid,
+            serving: s.serving,
+        }),
         Reply::WhoAmI(ids) => R::WhoAmI(wire::WhoAmIResponse {
             clients: ids
                 .into_iter()

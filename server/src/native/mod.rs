@@ -89,6 +89,13 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
         Ok(Some(Ok(wire::ClientFrame {
             kind: Some(In::Connect(req)),
         }))) => req,
+        Ok(Some(Ok(wire::ClientFrame {
+            kind: Some(In::Probe(_)),
+        }))) => {
+            let reply = Outcome::Ok(Reply::ServerState(core.server_state()));
+            let _ = writer.send(convert::response(0, core.last_zxid(), reply)).await;
+            return;
+        }
         Ok(Some(Ok(_))) => {
             warn!(%peer, "closing connection: first frame is not a ConnectRequest");
             return;
@@ -269,7 +276,9 @@ impl Connection {
     async fn on_frame(&mut self, frame: wire::ClientFrame) -> Result<(), ConnEnd> {
         let request = match frame.kind {
             Some(In::Request(r)) => r,
-            Some(In::Connect(_)) => return Err(ConnEnd::Protocol("second ConnectRequest")),
+            Some(In::Connect(_)) | Some(In::Probe(_)) => {
+                return Err(ConnEnd::Protocol("handshake frame after the handshake"))
+            }
             None => return Err(ConnEnd::Protocol("empty frame")),
         };
         let xid = request.xid;
@@ -417,6 +426,7 @@ impl Connection {
                 self.auth.push((scheme, user));
                 Outcome::Ok(Reply::Empty)
             }
+            Decoded::ServerState => Outcome::Ok(Reply::ServerState(core.server_state())),
             Decoded::WhoAmI => {
                 let mut ids = vec![("ip".to_string(), self.peer.ip().to_string())];
                 ids.extend(self.auth.iter().cloned());

@@ -182,6 +182,17 @@ impl RawClient {
         }
     }
 
+    /// Like `call`, but None when the server closes the connection first.
+    pub async fn try_call(&mut self, op: Op) -> Option<wire::Response> {
+        let xid = self.send(op).await;
+        loop {
+            match self.recv().await? {
+                server_frame::Kind::Response(r) if r.xid == xid => return Some(r),
+                _ => {}
+            }
+        }
+    }
+
     /// Sends a request and waits for its response, collecting events seen before it.
     pub async fn call(&mut self, op: Op) -> (wire::Response, Vec<wire::WatchEvent>) {
         let xid = self.send(op).await;
@@ -291,5 +302,123 @@ pub fn stat_of(r: &wire::Response) -> wire::Stat {
         Some(wire::response::Result::GetData(d)) => d.stat.unwrap(),
         Some(wire::response::Result::Create(c)) => c.stat.unwrap(),
         other => panic!("no stat in {other:?} (error {})", r.error),
+    }
+}
+
+/// A loopback ensemble of real server processes.
+pub struct Cluster {
+    pub members: Vec<Option<ServerProcess>>,
+    pub dirs: Vec<PathBuf>,
+    pub client_ports: Vec<u16>,
+    spec: String,
+    extra: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` members (ids 1..=n) and waits until each accepts connections.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let peer: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let client: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let spec = (0..n)
+            .map(|i| format!("{}=127.0.0.1:{}:{}", i + 1, peer[i], client[i]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<PathBuf> = (0..n).map(|i| tmp.path().join(format!("m{}", i + 1))).collect();
+        let mut c = Cluster {
+            members: (0..n).map(|_| None).collect(),
+            dirs,
+            client_ports: client,
+            spec,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tmp: tmp,
+        };
+        for i in 0..n {
+            c.start_member(i);
+        }
+        c
+    }
+
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        format!("127.0.0.1:{}", self.client_ports[i]).parse().unwrap()
+    }
+
+    /// (Re)starts member `i` (0-based) on its own directory.
+    pub fn start_member(&mut self, i: usize) {
+        let id = (i + 1).to_string();
+        let mut args: Vec<&str> = vec!["--id", &id, "--members", &self.spec];
+        args.extend(self.extra.iter().map(|s| s.as_str()));
+        let p = ServerProcess::start_in(&self.dirs[i], self.client_ports[i], &args);
+        self.members[i] = Some(p);
+    }
+
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut p) = self.members[i].take() {
+            p.kill9();
+        }
+    }
+
+    /// Connects to member `i` once it serves (it refuses clients until it has a leader).
+    pub async fn client(&self, i: usize) -> RawClient {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match RawClient::try_connect_with(self.addr(i), wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() }).await {
+                Some(Ok(c)) => return c,
+                _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => panic!("member {i} does not serve: {:?}", other.map(|r| r.err())),
+            }
+        }
+    }
+}
+
+impl RawClient {
+    /// Like `connect_with`, but None when the TCP connection fails or closes early.
+    pub async fn try_connect_with(addr: SocketAddr, req: wire::ConnectRequest) -> Option<Result<RawClient, wire::ConnectResponse>> {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let mut io = Framed::new(stream, Codec::new(16 * 1024 * 1024));
+        io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Connect(req)) }).await.ok()?;
+        let resp = match tokio::time::timeout(Duration::from_secs(10), io.next()).await {
+            Ok(Some(Ok(wire::ServerFrame { kind: Some(server_frame::Kind::Connect(c)) }))) => c,
+            _ => return None,
+        };
+        if resp.error != 0 {
+            return Some(Err(resp));
+        }
+        Some(Ok(RawClient { io, session_id: resp.session_id, password: resp.password.to_vec(), xid: 0 }))
+    }
+}
+
+/// A member's state by the session-less probe, or None if it does not answer.
+pub async fn probe(addr: SocketAddr) -> Option<wire::ServerStateResponse> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let mut io = Framed::new(stream, Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20));
+    io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Probe(wire::Empty {})) }).await.ok()?;
+    match tokio::time::timeout(Duration::from_secs(5), io.next()).await {
+        Ok(Some(Ok(wire::ServerFrame { kind: Some(server_frame::Kind::Response(r)) }))) => match r.result {
+            Some(wire::response::Result::ServerState(s)) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Cluster {
+    /// Index of the serving leader, waiting up to `within` for one.
+    pub async fn leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            for i in 0..self.members.len() {
+                if self.members[i].is_some() {
+                    if let Some(s) = probe(self.addr(i)).await {
+                        if s.role == "leading" && s.serving {
+                            return i;
+                        }
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
