@@ -64,13 +64,26 @@ pub struct Member {
 impl Member {
     /// Parses `ID=HOST:PEER_PORT:CLIENT_PORT`.
     pub fn parse(spec: &str) -> Result<Member> {
-        let bad = || Error::Config(format!("invalid member `{spec}`: expected ID=HOST:PEER_PORT:CLIENT_PORT"));
+        let bad = || {
+            Error::Config(format!(
+                "invalid member `{spec}`: expected ID=HOST:PEER_PORT:CLIENT_PORT"
+            ))
+        };
         let (id, rest) = spec.split_once('=').ok_or_else(bad)?;
         let mut parts = rest.rsplitn(3, ':');
         let client_port = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
         let peer_port = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(bad)?.to_string();
-        Ok(Member { id: id.trim().parse().map_err(|_| bad())?, host, peer_port, client_port })
+        let host = parts
+            .next()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(bad)?
+            .to_string();
+        Ok(Member {
+            id: id.trim().parse().map_err(|_| bad())?,
+            host,
+            peer_port,
+            client_port,
+        })
     }
 }
 
@@ -166,12 +179,19 @@ impl Config {
             return bad("data_dir", "must not be empty".into());
         }
         if self.zab_tick_ms == 0 || self.zab_tick_ms > 10_000 {
-            return bad("zab_tick_ms", format!("{} is outside 1..=10000", self.zab_tick_ms));
+            return bad(
+                "zab_tick_ms",
+                format!("{} is outside 1..=10000", self.zab_tick_ms),
+            );
         }
         if self.election_timeout_ms < 4 * self.zab_tick_ms {
             return bad(
                 "election_timeout_ms",
-                format!("{} must be at least 4 zab ticks ({} ms)", self.election_timeout_ms, 4 * self.zab_tick_ms),
+                format!(
+                    "{} must be at least 4 zab ticks ({} ms)",
+                    self.election_timeout_ms,
+                    4 * self.zab_tick_ms
+                ),
             );
         }
         if !self.members.is_empty() {
@@ -252,17 +272,38 @@ mod tests {
     #[test]
     fn members_parse_and_validate() {
         let m = Member::parse("2=127.0.0.1:2882:2282").unwrap();
-        assert_eq!(m, Member { id: 2, host: "127.0.0.1".into(), peer_port: 2882, client_port: 2282 });
+        assert_eq!(
+            m,
+            Member {
+                id: 2,
+                host: "127.0.0.1".into(),
+                peer_port: 2882,
+                client_port: 2282
+            }
+        );
         assert!(Member::parse("2=127.0.0.1:2882").is_err());
         assert!(Member::parse("x=h:1:2").is_err());
-        let members: Vec<Member> =
-            (1..=3).map(|i| Member::parse(&format!("{i}=127.0.0.1:{}:{}", 2880 + i, 2280 + i)).unwrap()).collect();
-        let c = Config { members: members.clone(), id: Some(2), ..Config::default() };
+        let members: Vec<Member> = (1..=3)
+            .map(|i| Member::parse(&format!("{i}=127.0.0.1:{}:{}", 2880 + i, 2280 + i)).unwrap())
+            .collect();
+        let c = Config {
+            members: members.clone(),
+            id: Some(2),
+            ..Config::default()
+        };
         c.validate().unwrap();
         assert_eq!(c.me().unwrap().client_port, 2282);
-        let c = Config { members: members.clone(), id: Some(9), ..Config::default() };
+        let c = Config {
+            members: members.clone(),
+            id: Some(9),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("`id`"));
-        let c = Config { members, id: None, ..Config::default() };
+        let c = Config {
+            members,
+            id: None,
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("`id`"));
     }
 

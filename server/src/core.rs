@@ -105,7 +105,10 @@ impl Core {
             serving: AtomicBool::new(!ensemble),
             touched: ensemble.then(|| Mutex::new(HashSet::new())),
             server_id,
-            role: Mutex::new((if ensemble { "looking" } else { "standalone" }, (last >> 32) as u32)),
+            role: Mutex::new((
+                if ensemble { "looking" } else { "standalone" },
+                (last >> 32) as u32,
+            )),
         }
     }
 
@@ -135,7 +138,9 @@ impl Core {
         let was = self.serving.swap(serving, Ordering::AcqRel);
         if was && !serving {
             for conn in self.conns.iter() {
-                let _ = conn.value().send(Outgoing::Close(ErrorCode::ConnectionLoss));
+                let _ = conn
+                    .value()
+                    .send(Outgoing::Close(ErrorCode::ConnectionLoss));
             }
         }
     }
@@ -193,7 +198,10 @@ impl Core {
         req: &wire::ConnectRequest,
     ) -> Result<Grant, (ErrorCode, String)> {
         if !self.is_serving() {
-            return Err((ErrorCode::NoLeader, "this member has no leader yet; try another".into()));
+            return Err((
+                ErrorCode::NoLeader,
+                "this member has no leader yet; try another".into(),
+            ));
         }
         // A member behind the client waits a little to catch up before refusing.
         let deadline = Instant::now() + std::time::Duration::from_millis(CATCH_UP_WAIT_MS);
@@ -298,7 +306,11 @@ impl Core {
             completion: Some(completion),
         };
         if let Err(e) = self.writes.send(PipelineMsg::Write(req)) {
-            if let PipelineMsg::Write(WriteRequest { completion: Some(c), .. }) = e.0 {
+            if let PipelineMsg::Write(WriteRequest {
+                completion: Some(c),
+                ..
+            }) = e.0
+            {
                 c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
             }
         }

@@ -94,7 +94,11 @@ impl Args {
             c.id = self.id;
         }
         if !self.members.is_empty() {
-            c.members = self.members.iter().map(|m| Member::parse(m)).collect::<Result<_, _>>()?;
+            c.members = self
+                .members
+                .iter()
+                .map(|m| Member::parse(m))
+                .collect::<Result<_, _>>()?;
         }
         c.validate()?;
         Ok(c)
@@ -105,7 +109,10 @@ impl Args {
 fn status(addr: &str) -> ExitCode {
     use futures::{SinkExt, StreamExt};
     use zabkeeper_proto::wire;
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("zabkeeper: {e}");
@@ -119,10 +126,14 @@ fn status(addr: &str) -> ExitCode {
                 stream,
                 zabkeeper_proto::frame::Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20),
             );
-            let frame = wire::ClientFrame { kind: Some(wire::client_frame::Kind::Probe(wire::Empty {})) };
+            let frame = wire::ClientFrame {
+                kind: Some(wire::client_frame::Kind::Probe(wire::Empty {})),
+            };
             io.send(frame).await.ok()?;
             match io.next().await {
-                Some(Ok(wire::ServerFrame { kind: Some(wire::server_frame::Kind::Response(r)) })) => match r.result {
+                Some(Ok(wire::ServerFrame {
+                    kind: Some(wire::server_frame::Kind::Response(r)),
+                })) => match r.result {
                     Some(wire::response::Result::ServerState(s)) => Some(s),
                     _ => None,
                 },

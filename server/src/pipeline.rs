@@ -39,7 +39,10 @@ use zabkeeper_proto::ErrorCode;
 #[derive(Debug)]
 pub enum PipelineMsg {
     Write(WriteRequest),
-    Sync { path: String, completion: Completion },
+    Sync {
+        path: String,
+        completion: Completion,
+    },
 }
 
 /// A write on its way into the pipeline.
@@ -141,8 +144,13 @@ impl Pipeline {
         writes.close();
         while let Ok(msg) = writes.try_recv() {
             match msg {
-                PipelineMsg::Write(WriteRequest { completion: Some(c), .. })
-                | PipelineMsg::Sync { completion: c, .. } => c.complete(Outcome::Err(ErrorCode::ConnectionLoss)),
+                PipelineMsg::Write(WriteRequest {
+                    completion: Some(c),
+                    ..
+                })
+                | PipelineMsg::Sync { completion: c, .. } => {
+                    c.complete(Outcome::Err(ErrorCode::ConnectionLoss))
+                }
                 PipelineMsg::Write(_) => {}
             }
         }

@@ -119,7 +119,10 @@ fn recover_member(config: &Config) -> Result<RecoveredMember> {
     let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
     let log = FileTxnLog::open(
         dir.join("log"),
-        LogOptions { segment_size: config.log_segment_bytes, ..LogOptions::default() },
+        LogOptions {
+            segment_size: config.log_segment_bytes,
+            ..LogOptions::default()
+        },
     )?;
     let tree = match snapshots.latest()? {
         Some((zxid, body)) => DataTree::deserialize(&body)
@@ -130,7 +133,10 @@ fn recover_member(config: &Config) -> Result<RecoveredMember> {
     let log_txns = log
         .read_after(snapshot_zxid)?
         .into_iter()
-        .map(|(zxid, data)| zabkeeper_zab::Txn { zxid: zabkeeper_zab::Zxid(zxid), data })
+        .map(|(zxid, data)| zabkeeper_zab::Txn {
+            zxid: zabkeeper_zab::Zxid(zxid),
+            data,
+        })
         .collect::<Vec<_>>();
     let stored = epochs.load()?;
     info!(
@@ -157,7 +163,9 @@ fn recover_member(config: &Config) -> Result<RecoveredMember> {
 
 /// ZAB's configuration from the server's: time in zab ticks.
 fn zab_config(config: &Config) -> Result<zabkeeper_zab::Config> {
-    let id = config.id.ok_or_else(|| Error::Config("`id` is required in an ensemble".into()))?;
+    let id = config
+        .id
+        .ok_or_else(|| Error::Config("`id` is required in an ensemble".into()))?;
     let mut z = zabkeeper_zab::Config::new(id, config.members.iter().map(|m| m.id).collect());
     let ticks = |ms: u64| ((ms / config.zab_tick_ms).max(1)) as u32;
     z.heartbeat_ticks = 2;
@@ -229,7 +237,10 @@ impl Server {
 
     /// Starts an ensemble member: peer transport, ZAB replica, client port.
     async fn start_member(mut config: Config) -> Result<Server> {
-        let me = config.me().cloned().ok_or_else(|| Error::Config("`id` is not among `members`".into()))?;
+        let me = config
+            .me()
+            .cloned()
+            .ok_or_else(|| Error::Config("`id` is not among `members`".into()))?;
         config.port = me.client_port;
         let zab_config = zab_config(&config)?;
         let recovered = {
@@ -248,11 +259,17 @@ impl Server {
             let addr = tokio::net::lookup_host((m.host.as_str(), m.peer_port))
                 .await?
                 .next()
-                .ok_or_else(|| Error::Config(format!("member {} host `{}` does not resolve", m.id, m.host)))?;
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "member {} host `{}` does not resolve",
+                        m.id, m.host
+                    ))
+                })?;
             peers.insert(m.id, addr);
         }
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-        let net = crate::peer::PeerNet::start(me.id, peer_listener, peers, peer_tx, shutdown.clone());
+        let net =
+            crate::peer::PeerNet::start(me.id, peer_listener, peers, peer_tx, shutdown.clone());
 
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
         let (durable_tx, durable_rx) = mpsc::unbounded_channel();
@@ -281,10 +298,19 @@ impl Server {
         });
         let tasks = vec![
             tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)),
-            tokio::spawn(crate::native::serve(listener, core.clone(), shutdown.clone())),
+            tokio::spawn(crate::native::serve(
+                listener,
+                core.clone(),
+                shutdown.clone(),
+            )),
         ];
         info!(id = me.id, %native_addr, peer_port = me.peer_port, "ensemble member started");
-        Ok(Server { native_addr, core, shutdown, tasks })
+        Ok(Server {
+            native_addr,
+            core,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn native_addr(&self) -> SocketAddr {

@@ -37,12 +37,21 @@ async fn three_and_five_members_elect_and_replicate_writes_through_any_member() 
             clients.push(cluster.client(i).await);
         }
         for (i, c) in clients.iter_mut().enumerate() {
-            let (r, _) = c.call(create(&format!("/from{i}"), format!("v{i}").as_bytes(), CreateMode::Persistent)).await;
+            let (r, _) = c
+                .call(create(
+                    &format!("/from{i}"),
+                    format!("v{i}").as_bytes(),
+                    CreateMode::Persistent,
+                ))
+                .await;
             assert_eq!(r.error, 0, "write through member {i} (leader is {leader})");
         }
         for c in clients.iter_mut() {
             for i in 0..n {
-                assert_eq!(read_on(c, &format!("/from{i}")).await, Some(format!("v{i}").into_bytes()));
+                assert_eq!(
+                    read_on(c, &format!("/from{i}")).await,
+                    Some(format!("v{i}").into_bytes())
+                );
             }
         }
         let states: Vec<_> = {
@@ -52,16 +61,33 @@ async fn three_and_five_members_elect_and_replicate_writes_through_any_member() 
             }
             v
         };
-        assert_eq!(states.iter().filter(|s| s.role == "leading").count(), 1, "{states:?}");
+        assert_eq!(
+            states.iter().filter(|s| s.role == "leading").count(),
+            1,
+            "{states:?}"
+        );
         assert!(states.iter().all(|s| s.epoch == states[0].epoch));
     }
 }
 
-async fn writer(addrs: Vec<std::net::SocketAddr>, id: usize, acked: Arc<Mutex<Vec<String>>>, stop: Arc<std::sync::atomic::AtomicBool>) {
+async fn writer(
+    addrs: Vec<std::net::SocketAddr>,
+    id: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut i = 0;
     let mut member = id % addrs.len();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let Some(Ok(mut c)) = RawClient::try_connect_with(addrs[member], wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() }).await else {
+        let Some(Ok(mut c)) = RawClient::try_connect_with(
+            addrs[member],
+            wire::ConnectRequest {
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        else {
             member = (member + 1) % addrs.len();
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
@@ -72,9 +98,13 @@ async fn writer(addrs: Vec<std::net::SocketAddr>, id: usize, acked: Arc<Mutex<Ve
             }
             let path = format!("/w{id}-{i}");
             i += 1;
-            let xid = c.send(create(&path, path.as_bytes(), CreateMode::Persistent)).await;
+            let xid = c
+                .send(create(&path, path.as_bytes(), CreateMode::Persistent))
+                .await;
             match c.recv().await {
-                Some(Kind::Response(r)) if r.xid == xid && r.error == 0 => acked.lock().unwrap().push(path),
+                Some(Kind::Response(r)) if r.xid == xid && r.error == 0 => {
+                    acked.lock().unwrap().push(path)
+                }
                 Some(Kind::Response(_)) => {}
                 Some(_) => {}
                 None => break,
@@ -91,7 +121,9 @@ async fn leader_kill9_under_load_loses_nothing_and_a_new_leader_serves_quickly()
     let addrs: Vec<_> = (0..3).map(|i| cluster.addr(i)).collect();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let tasks: Vec<_> = (0..4).map(|id| tokio::spawn(writer(addrs.clone(), id, acked.clone(), stop.clone()))).collect();
+    let tasks: Vec<_> = (0..4)
+        .map(|id| tokio::spawn(writer(addrs.clone(), id, acked.clone(), stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let before = acked.lock().unwrap().len();
     assert!(before > 20, "load too small: {before}");
@@ -101,17 +133,36 @@ async fn leader_kill9_under_load_loses_nothing_and_a_new_leader_serves_quickly()
     // The first write acknowledged after the kill, by a client that retries at once.
     let survivor = (leader + 1) % 3;
     let failover = loop {
-        if let Some(Ok(mut c)) = RawClient::try_connect_with(cluster.addr(survivor), wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() }).await {
-            let (r, _) = c.call(create("/after-failover", b"", CreateMode::Persistent)).await;
+        if let Some(Ok(mut c)) = RawClient::try_connect_with(
+            cluster.addr(survivor),
+            wire::ConnectRequest {
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        {
+            let (r, _) = c
+                .call(create("/after-failover", b"", CreateMode::Persistent))
+                .await;
             if r.error == 0 || r.error == ErrorCode::NodeExists.code() {
                 break killed.elapsed();
             }
         }
-        assert!(killed.elapsed() < Duration::from_secs(10), "no write accepted within 10 s of the leader's death");
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "no write accepted within 10 s of the leader's death"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    eprintln!("failover: first acknowledged write {} ms after kill -9 of the leader", failover.as_millis());
-    assert!(failover < Duration::from_secs(2), "new leader must serve writes within 2 s, took {failover:?}");
+    eprintln!(
+        "failover: first acknowledged write {} ms after kill -9 of the leader",
+        failover.as_millis()
+    );
+    assert!(
+        failover < Duration::from_secs(2),
+        "new leader must serve writes within 2 s, took {failover:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in tasks {
@@ -152,7 +203,8 @@ async fn a_restarted_member_catches_up_after_many_writes() {
     cluster.kill9(follower);
     let mut c = cluster.client(leader).await;
     for i in 0..1000 {
-        c.send(create(&format!("/k{i}"), b"x", CreateMode::Persistent)).await;
+        c.send(create(&format!("/k{i}"), b"x", CreateMode::Persistent))
+            .await;
     }
     for _ in 0..1000 {
         match c.recv().await {
@@ -163,7 +215,11 @@ async fn a_restarted_member_catches_up_after_many_writes() {
     cluster.start_member(follower);
     let mut f = cluster.client(follower).await;
     assert_eq!(f.call(sync("/")).await.0.error, 0);
-    let (r, _) = f.call(Op::GetAllChildrenNumber(wire::PathRequest { path: "/".into() })).await;
+    let (r, _) = f
+        .call(Op::GetAllChildrenNumber(wire::PathRequest {
+            path: "/".into(),
+        }))
+        .await;
     match r.result {
         // 1000 nodes plus /zookeeper and its two children.
         Some(wire::response::Result::Count(n)) => assert_eq!(n.count, 1003),
@@ -180,16 +236,28 @@ async fn a_minority_cannot_commit_and_the_majority_carries_on() {
     let other = (leader + 1) % 3;
     cluster.kill9(other);
     let mut c = cluster.client(leader).await;
-    assert_eq!(c.call(create("/majority", b"", CreateMode::Persistent)).await.0.error, 0);
+    assert_eq!(
+        c.call(create("/majority", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        0
+    );
     // Two down: the last one can commit nothing; it stops serving.
     let third = (leader + 2) % 3;
     cluster.kill9(third);
     // Its answer is an error or a closed connection (the member stops serving).
-    let r = tokio::time::timeout(Duration::from_secs(10), c.try_call(create("/minority", b"", CreateMode::Persistent)))
-        .await
-        .ok()
-        .flatten();
-    assert!(r.as_ref().is_none_or(|r| r.error != 0), "a lone member must not commit: {r:?}");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.try_call(create("/minority", b"", CreateMode::Persistent)),
+    )
+    .await
+    .ok()
+    .flatten();
+    assert!(
+        r.as_ref().is_none_or(|r| r.error != 0),
+        "a lone member must not commit: {r:?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let s = probe(cluster.addr(leader)).await.unwrap();
     assert!(!s.serving, "a member without a quorum serves nobody: {s:?}");
@@ -199,7 +267,13 @@ async fn a_minority_cannot_commit_and_the_majority_carries_on() {
     // ConnectionLoss: outcome unknown.)
     cluster.start_member(other);
     let mut c = cluster.client(other).await;
-    assert_eq!(c.call(create("/again", b"", CreateMode::Persistent)).await.0.error, 0);
+    assert_eq!(
+        c.call(create("/again", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        0
+    );
     assert!(read_on(&mut c, "/majority").await.is_some());
 }
 
@@ -210,14 +284,27 @@ async fn ephemerals_follow_a_moving_session_and_vanish_after_expiry() {
     let home = (leader + 1) % 3;
     let mut owner = cluster.client(home).await;
     let (id, password) = (owner.session_id, owner.password.clone());
-    assert_eq!(owner.call(create("/lock-holder", b"", CreateMode::Ephemeral)).await.0.error, 0);
+    assert_eq!(
+        owner
+            .call(create("/lock-holder", b"", CreateMode::Ephemeral))
+            .await
+            .0
+            .error,
+        0
+    );
     let (z, _) = owner.call(ping()).await;
     // The owner's server dies; the session lives on and moves to another member.
     cluster.kill9(home);
     let other = (home + 1) % 3;
     let resumed = RawClient::connect_with(
         cluster.addr(other),
-        wire::ConnectRequest { session_id: id, password: password.clone().into(), timeout_ms: 2000, last_zxid_seen: z.zxid, ..Default::default() },
+        wire::ConnectRequest {
+            session_id: id,
+            password: password.clone().into(),
+            timeout_ms: 2000,
+            last_zxid_seen: z.zxid,
+            ..Default::default()
+        },
     )
     .await;
     let mut owner = resumed.expect("session resumes on another member");
@@ -227,7 +314,11 @@ async fn ephemerals_follow_a_moving_session_and_vanish_after_expiry() {
     }
     let mut watcher = cluster.client(leader).await;
     let (r, _) = watcher.call(exists("/lock-holder", false)).await;
-    assert_eq!(stat_of(&r).ephemeral_owner, id, "ephemeral kept while its session lives");
+    assert_eq!(
+        stat_of(&r).ephemeral_owner,
+        id,
+        "ephemeral kept while its session lives"
+    );
     // The owner goes silent: after the timeout the ephemeral is gone everywhere.
     drop(owner);
     let deadline = Instant::now() + Duration::from_secs(10);

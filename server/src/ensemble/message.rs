@@ -115,7 +115,13 @@ pub mod forwarded_op {
 
 fn create_to_wire(op: &WriteOp) -> Option<wire::CreateRequest> {
     match op {
-        WriteOp::Create { path, data, acl, mode, ttl_ms } => Some(wire::CreateRequest {
+        WriteOp::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => Some(wire::CreateRequest {
             path: path.clone(),
             data: data.clone(),
             acl: convert::acl_to_wire(acl),
@@ -130,13 +136,23 @@ fn multi_op_to_wire(op: &WriteOp) -> wire::Op {
     use wire::op::Op as M;
     let op = match op {
         WriteOp::Create { .. } => create_to_wire(op).map(M::Create),
-        WriteOp::Delete { path, version } => Some(M::Delete(wire::DeleteRequest { path: path.clone(), version: *version })),
-        WriteOp::SetData { path, data, version } => Some(M::SetData(wire::SetDataRequest {
+        WriteOp::Delete { path, version } => Some(M::Delete(wire::DeleteRequest {
+            path: path.clone(),
+            version: *version,
+        })),
+        WriteOp::SetData {
+            path,
+            data,
+            version,
+        } => Some(M::SetData(wire::SetDataRequest {
             path: path.clone(),
             data: data.clone(),
             version: *version,
         })),
-        WriteOp::Check { path, version } => Some(M::Check(wire::CheckRequest { path: path.clone(), version: *version })),
+        WriteOp::Check { path, version } => Some(M::Check(wire::CheckRequest {
+            path: path.clone(),
+            version: *version,
+        })),
         _ => None,
     };
     wire::Op { op }
@@ -147,19 +163,35 @@ impl ForwardedOp {
         use forwarded_op::Kind as K;
         let kind = match op {
             WriteOp::Create { .. } => create_to_wire(op).map(K::Create),
-            WriteOp::Delete { path, version } => Some(K::Delete(wire::DeleteRequest { path: path.clone(), version: *version })),
-            WriteOp::SetData { path, data, version } => Some(K::SetData(wire::SetDataRequest {
+            WriteOp::Delete { path, version } => Some(K::Delete(wire::DeleteRequest {
+                path: path.clone(),
+                version: *version,
+            })),
+            WriteOp::SetData {
+                path,
+                data,
+                version,
+            } => Some(K::SetData(wire::SetDataRequest {
                 path: path.clone(),
                 data: data.clone(),
                 version: *version,
             })),
-            WriteOp::SetAcl { path, acl, aversion } => Some(K::SetAcl(wire::SetAclRequest {
+            WriteOp::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => Some(K::SetAcl(wire::SetAclRequest {
                 path: path.clone(),
                 acl: convert::acl_to_wire(acl),
                 aversion: *aversion,
             })),
-            WriteOp::Check { path, version } => Some(K::Check(wire::CheckRequest { path: path.clone(), version: *version })),
-            WriteOp::Multi(ops) => Some(K::Multi(wire::MultiRequest { ops: ops.iter().map(multi_op_to_wire).collect() })),
+            WriteOp::Check { path, version } => Some(K::Check(wire::CheckRequest {
+                path: path.clone(),
+                version: *version,
+            })),
+            WriteOp::Multi(ops) => Some(K::Multi(wire::MultiRequest {
+                ops: ops.iter().map(multi_op_to_wire).collect(),
+            })),
             WriteOp::CreateSession { timeout_ms } => Some(K::CreateSession(*timeout_ms)),
             WriteOp::CloseSession => Some(K::CloseSession(wire::Empty {})),
             WriteOp::DeleteContainer { path } => Some(K::DeleteContainer(path.clone())),
@@ -171,11 +203,30 @@ impl ForwardedOp {
         use forwarded_op::Kind as K;
         Ok(match self.kind.ok_or(ErrorCode::MarshallingError)? {
             K::Create(c) => convert::create(c)?,
-            K::Delete(d) => WriteOp::Delete { path: d.path, version: d.version },
-            K::SetData(s) => WriteOp::SetData { path: s.path, data: s.data, version: s.version },
-            K::SetAcl(s) => WriteOp::SetAcl { path: s.path, acl: convert::acl_from_wire(&s.acl), aversion: s.aversion },
-            K::Check(c) => WriteOp::Check { path: c.path, version: c.version },
-            K::Multi(m) => WriteOp::Multi(m.ops.into_iter().map(convert::multi_op).collect::<Result<_, _>>()?),
+            K::Delete(d) => WriteOp::Delete {
+                path: d.path,
+                version: d.version,
+            },
+            K::SetData(s) => WriteOp::SetData {
+                path: s.path,
+                data: s.data,
+                version: s.version,
+            },
+            K::SetAcl(s) => WriteOp::SetAcl {
+                path: s.path,
+                acl: convert::acl_from_wire(&s.acl),
+                aversion: s.aversion,
+            },
+            K::Check(c) => WriteOp::Check {
+                path: c.path,
+                version: c.version,
+            },
+            K::Multi(m) => WriteOp::Multi(
+                m.ops
+                    .into_iter()
+                    .map(convert::multi_op)
+                    .collect::<Result<_, _>>()?,
+            ),
             K::CreateSession(timeout_ms) => WriteOp::CreateSession { timeout_ms },
             K::CloseSession(_) => WriteOp::CloseSession,
             K::DeleteContainer(path) => WriteOp::DeleteContainer { path },
@@ -186,15 +237,30 @@ impl ForwardedOp {
 impl Refused {
     pub fn new(session_id: i64, cxid: i32, outcome: &Outcome) -> Refused {
         match outcome {
-            Outcome::MultiFailed(f) => Refused { session_id, cxid, code: f.code.code(), multi: f.results.clone(), is_multi: true },
-            other => Refused { session_id, cxid, code: other.code(), multi: Vec::new(), is_multi: false },
+            Outcome::MultiFailed(f) => Refused {
+                session_id,
+                cxid,
+                code: f.code.code(),
+                multi: f.results.clone(),
+                is_multi: true,
+            },
+            other => Refused {
+                session_id,
+                cxid,
+                code: other.code(),
+                multi: Vec::new(),
+                is_multi: false,
+            },
         }
     }
 
     pub fn outcome(&self) -> Outcome {
         let code = ErrorCode::from_code(self.code).unwrap_or(ErrorCode::SystemError);
         if self.is_multi {
-            Outcome::MultiFailed(MultiFailure { code, results: self.multi.clone() })
+            Outcome::MultiFailed(MultiFailure {
+                code,
+                results: self.multi.clone(),
+            })
         } else {
             Outcome::Err(code)
         }
@@ -206,7 +272,9 @@ pub fn encode(body: envelope::Body) -> Bytes {
 }
 
 pub fn decode(bytes: &[u8]) -> Option<envelope::Body> {
-    <Envelope as prost::Message>::decode(bytes).ok().and_then(|e| e.body)
+    <Envelope as prost::Message>::decode(bytes)
+        .ok()
+        .and_then(|e| e.body)
 }
 
 #[cfg(test)]
@@ -225,16 +293,37 @@ mod tests {
         };
         let ops = vec![
             create.clone(),
-            WriteOp::Delete { path: "/a".into(), version: 3 },
-            WriteOp::SetData { path: "/a".into(), data: Bytes::from_static(b"y"), version: -1 },
-            WriteOp::SetAcl { path: "/a".into(), acl: Acl::open(), aversion: 2 },
-            WriteOp::Multi(vec![create, WriteOp::Check { path: "/a".into(), version: 1 }]),
+            WriteOp::Delete {
+                path: "/a".into(),
+                version: 3,
+            },
+            WriteOp::SetData {
+                path: "/a".into(),
+                data: Bytes::from_static(b"y"),
+                version: -1,
+            },
+            WriteOp::SetAcl {
+                path: "/a".into(),
+                acl: Acl::open(),
+                aversion: 2,
+            },
+            WriteOp::Multi(vec![
+                create,
+                WriteOp::Check {
+                    path: "/a".into(),
+                    version: 1,
+                },
+            ]),
             WriteOp::CreateSession { timeout_ms: 4000 },
             WriteOp::CloseSession,
             WriteOp::DeleteContainer { path: "/c".into() },
         ];
         for op in ops {
-            let msg = encode(envelope::Body::Forward(Forward { session_id: 5, cxid: 7, op: Some(ForwardedOp::from_op(&op)) }));
+            let msg = encode(envelope::Body::Forward(Forward {
+                session_id: 5,
+                cxid: 7,
+                op: Some(ForwardedOp::from_op(&op)),
+            }));
             match decode(&msg) {
                 Some(envelope::Body::Forward(f)) => {
                     assert_eq!((f.session_id, f.cxid), (5, 7));
@@ -248,7 +337,10 @@ mod tests {
 
     #[test]
     fn refusals_keep_multi_codes() {
-        let f = Outcome::MultiFailed(MultiFailure { code: ErrorCode::NoNode, results: vec![0, -101, -2] });
+        let f = Outcome::MultiFailed(MultiFailure {
+            code: ErrorCode::NoNode,
+            results: vec![0, -101, -2],
+        });
         assert_eq!(Refused::new(1, 2, &f).outcome(), f);
         let e = Outcome::Err(ErrorCode::BadVersion);
         assert_eq!(Refused::new(1, 2, &e).outcome(), e);

@@ -117,7 +117,8 @@ impl Replica {
         let config = self.core.config().clone();
         let mut tick = tokio::time::interval(Duration::from_millis(config.zab_tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut containers = tokio::time::interval(Duration::from_millis(config.container_check_ms));
+        let mut containers =
+            tokio::time::interval(Duration::from_millis(config.container_check_ms));
         containers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let actions = self.zab.start();
         self.execute(actions);
@@ -164,7 +165,12 @@ impl Replica {
 
     fn on_client(&mut self, msg: PipelineMsg) {
         match msg {
-            PipelineMsg::Write(WriteRequest { session_id, cxid, op, completion }) => {
+            PipelineMsg::Write(WriteRequest {
+                session_id,
+                cxid,
+                op,
+                completion,
+            }) => {
                 if !self.core.is_serving() {
                     if let Some(c) = completion {
                         c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
@@ -173,9 +179,16 @@ impl Replica {
                     self.lead_write(session_id, cxid, op, Origin::Local(completion));
                 } else if let Some(leader) = self.zab.leader() {
                     if let Some(c) = completion {
-                        self.waiters.entry((session_id, cxid)).or_default().push_back(c);
+                        self.waiters
+                            .entry((session_id, cxid))
+                            .or_default()
+                            .push_back(c);
                     }
-                    let fwd = Forward { session_id, cxid, op: Some(ForwardedOp::from_op(&op)) };
+                    let fwd = Forward {
+                        session_id,
+                        cxid,
+                        op: Some(ForwardedOp::from_op(&op)),
+                    };
                     self.net.send(leader, message::encode(Body::Forward(fwd)));
                 } else if let Some(c) = completion {
                     c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
@@ -212,7 +225,15 @@ impl Replica {
         let predicted = self.next_zxid();
         let prepared = {
             let tree = self.core.tree.read();
-            prep::prepare(&tree, &mut self.pending, session_id, cxid, predicted.0 as i64, crate::now_ms(), &op)
+            prep::prepare(
+                &tree,
+                &mut self.pending,
+                session_id,
+                cxid,
+                predicted.0 as i64,
+                crate::now_ms(),
+                &op,
+            )
         };
         let txn = match prepared {
             Ok(txn) => txn,
@@ -238,7 +259,10 @@ impl Replica {
                     self.pending.clear();
                 }
                 if let Origin::Local(Some(c)) = origin {
-                    self.waiters.entry((session_id, cxid)).or_default().push_back(c);
+                    self.waiters
+                        .entry((session_id, cxid))
+                        .or_default()
+                        .push_back(c);
                 }
                 self.execute(actions);
             }
@@ -249,7 +273,11 @@ impl Replica {
                     Origin::Local(Some(c)) => c.complete(Outcome::Err(ErrorCode::ConnectionLoss)),
                     Origin::Local(None) => {}
                     Origin::Remote(from) => {
-                        let refused = Refused::new(session_id, cxid, &Outcome::Err(ErrorCode::ConnectionLoss));
+                        let refused = Refused::new(
+                            session_id,
+                            cxid,
+                            &Outcome::Err(ErrorCode::ConnectionLoss),
+                        );
                         self.net.send(from, message::encode(Body::Refused(refused)));
                     }
                 }
@@ -279,11 +307,19 @@ impl Replica {
                 Err(e) => warn!(from, error = %e, "undecodable zab message"),
             },
             Body::Forward(f) => {
-                let op = f.op.ok_or(ErrorCode::MarshallingError).and_then(|o| o.into_op());
+                let op =
+                    f.op.ok_or(ErrorCode::MarshallingError)
+                        .and_then(|o| o.into_op());
                 match op {
-                    Ok(op) if self.is_leader() => self.lead_write(f.session_id, f.cxid, op, Origin::Remote(from)),
+                    Ok(op) if self.is_leader() => {
+                        self.lead_write(f.session_id, f.cxid, op, Origin::Remote(from))
+                    }
                     Ok(_) => {
-                        let r = Refused::new(f.session_id, f.cxid, &Outcome::Err(ErrorCode::ConnectionLoss));
+                        let r = Refused::new(
+                            f.session_id,
+                            f.cxid,
+                            &Outcome::Err(ErrorCode::ConnectionLoss),
+                        );
                         self.net.send(from, message::encode(Body::Refused(r)));
                     }
                     Err(code) => {
@@ -308,7 +344,10 @@ impl Replica {
             Body::Sync(id) => {
                 // Every COMMIT up to this point is already queued on the link to `from`.
                 let zxid = self.zab.last_committed().0 as i64;
-                self.net.send(from, message::encode(Body::SyncReply(SyncReply { id, zxid })));
+                self.net.send(
+                    from,
+                    message::encode(Body::SyncReply(SyncReply { id, zxid })),
+                );
             }
             Body::SyncReply(r) => {
                 if let Some((path, c)) = self.syncs.remove(&r.id) {
@@ -341,7 +380,8 @@ impl Replica {
         } else if let Some(leader) = self.zab.leader() {
             let sessions = self.core.take_touched();
             if !sessions.is_empty() {
-                self.net.send(leader, message::encode(Body::Touch(Touch { sessions })));
+                self.net
+                    .send(leader, message::encode(Body::Touch(Touch { sessions })));
             }
         }
     }
@@ -365,10 +405,17 @@ impl Replica {
         for action in actions {
             match action {
                 Action::Send { to, msg } => {
-                    self.net.send(to, message::encode(Body::Zab(msg.encode().into())));
+                    self.net
+                        .send(to, message::encode(Body::Zab(msg.encode().into())));
                 }
-                Action::PersistEpochs { accepted_epoch, current_epoch } => {
-                    if let Err(e) = self.epochs.save(Epochs { accepted: accepted_epoch, current: current_epoch }) {
+                Action::PersistEpochs {
+                    accepted_epoch,
+                    current_epoch,
+                } => {
+                    if let Err(e) = self.epochs.save(Epochs {
+                        accepted: accepted_epoch,
+                        current: current_epoch,
+                    }) {
                         return self.fatal("cannot persist epochs", e);
                     }
                 }
@@ -392,8 +439,12 @@ impl Replica {
                         tree.serialize(&mut body);
                     }
                     info!(to, %zxid, bytes = body.len(), "sending snapshot");
-                    let msg = Message::Snapshot { zxid, data: body.into() };
-                    self.net.send(to, message::encode(Body::Zab(msg.encode().into())));
+                    let msg = Message::Snapshot {
+                        zxid,
+                        data: body.into(),
+                    };
+                    self.net
+                        .send(to, message::encode(Body::Zab(msg.encode().into())));
                 }
                 Action::InstallSnapshot { zxid, data } => {
                     let tree = match DataTree::deserialize(&data) {
@@ -430,14 +481,24 @@ impl Replica {
                         // A new leader grants every session a full timeout before
                         // expiring anything: clients of the old leader need time to move.
                         let now = Instant::now();
-                        let sessions: Vec<(i64, i32)> =
-                            self.core.tree.read().sessions().iter().map(|(&id, &t)| (id, t)).collect();
+                        let sessions: Vec<(i64, i32)> = self
+                            .core
+                            .tree
+                            .read()
+                            .sessions()
+                            .iter()
+                            .map(|(&id, &t)| (id, t))
+                            .collect();
                         for (id, timeout) in sessions {
                             self.core.leases.add(id, timeout as u64, now);
                         }
                         self.pending.clear();
                     }
-                    let name = if self.is_leader() { "leading" } else { "following" };
+                    let name = if self.is_leader() {
+                        "leading"
+                    } else {
+                        "following"
+                    };
                     self.core.set_role(name, self.zab.current_epoch());
                     info!(
                         leader = self.is_leader(),
@@ -456,13 +517,17 @@ impl Replica {
         for t in txns {
             let mut txn = match Txn::decode(&t.data) {
                 Ok(txn) => txn,
-                Err(e) => return self.fatal(&format!("committed txn {} is undecodable", t.zxid), e),
+                Err(e) => {
+                    return self.fatal(&format!("committed txn {} is undecodable", t.zxid), e)
+                }
             };
             txn.zxid = t.zxid.0 as i64;
             let completion = self.take_waiter(txn.session_id, txn.cxid);
             batch.push((txn, completion));
         }
-        let Some(last) = batch.last().map(|(t, _)| t.zxid) else { return };
+        let Some(last) = batch.last().map(|(t, _)| t.zxid) else {
+            return;
+        };
         self.since_snapshot += batch.len() as u64;
         apply_batch(&self.core, batch);
         self.pending.applied(last);
@@ -510,11 +575,19 @@ impl Replica {
         let store = self.snapshots.clone();
         let saved = {
             let mut store = store.lock();
-            store.save(zxid as u64, &body).and_then(|_| store.purge(retain)).and_then(|_| store.list())
+            store
+                .save(zxid as u64, &body)
+                .and_then(|_| store.purge(retain))
+                .and_then(|_| store.list())
         };
         match saved {
             Ok(list) => {
-                info!(zxid = format_args!("{zxid:#x}"), bytes = body.len(), ms = started.elapsed().as_millis() as u64, "snapshot taken");
+                info!(
+                    zxid = format_args!("{zxid:#x}"),
+                    bytes = body.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot taken"
+                );
                 if let Some(oldest) = list.into_iter().min() {
                     if let Err(e) = self.log.purge_before(oldest + 1) {
                         warn!(error = %e, "log purge failed");

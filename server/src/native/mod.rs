@@ -93,7 +93,9 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
             kind: Some(In::Probe(_)),
         }))) => {
             let reply = Outcome::Ok(Reply::ServerState(core.server_state()));
-            let _ = writer.send(convert::response(0, core.last_zxid(), reply)).await;
+            let _ = writer
+                .send(convert::response(0, core.last_zxid(), reply))
+                .await;
             return;
         }
         Ok(Some(Ok(_))) => {

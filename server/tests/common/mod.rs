@@ -325,7 +325,9 @@ impl Cluster {
             .map(|i| format!("{}=127.0.0.1:{}:{}", i + 1, peer[i], client[i]))
             .collect::<Vec<_>>()
             .join(",");
-        let dirs: Vec<PathBuf> = (0..n).map(|i| tmp.path().join(format!("m{}", i + 1))).collect();
+        let dirs: Vec<PathBuf> = (0..n)
+            .map(|i| tmp.path().join(format!("m{}", i + 1)))
+            .collect();
         let mut c = Cluster {
             members: (0..n).map(|_| None).collect(),
             dirs,
@@ -341,7 +343,9 @@ impl Cluster {
     }
 
     pub fn addr(&self, i: usize) -> SocketAddr {
-        format!("127.0.0.1:{}", self.client_ports[i]).parse().unwrap()
+        format!("127.0.0.1:{}", self.client_ports[i])
+            .parse()
+            .unwrap()
     }
 
     /// (Re)starts member `i` (0-based) on its own directory.
@@ -363,9 +367,19 @@ impl Cluster {
     pub async fn client(&self, i: usize) -> RawClient {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match RawClient::try_connect_with(self.addr(i), wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() }).await {
+            match RawClient::try_connect_with(
+                self.addr(i),
+                wire::ConnectRequest {
+                    timeout_ms: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            {
                 Some(Ok(c)) => return c,
-                _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 other => panic!("member {i} does not serve: {:?}", other.map(|r| r.err())),
             }
         }
@@ -374,28 +388,51 @@ impl Cluster {
 
 impl RawClient {
     /// Like `connect_with`, but None when the TCP connection fails or closes early.
-    pub async fn try_connect_with(addr: SocketAddr, req: wire::ConnectRequest) -> Option<Result<RawClient, wire::ConnectResponse>> {
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        req: wire::ConnectRequest,
+    ) -> Option<Result<RawClient, wire::ConnectResponse>> {
         let stream = TcpStream::connect(addr).await.ok()?;
         let mut io = Framed::new(stream, Codec::new(16 * 1024 * 1024));
-        io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Connect(req)) }).await.ok()?;
+        io.send(wire::ClientFrame {
+            kind: Some(client_frame::Kind::Connect(req)),
+        })
+        .await
+        .ok()?;
         let resp = match tokio::time::timeout(Duration::from_secs(10), io.next()).await {
-            Ok(Some(Ok(wire::ServerFrame { kind: Some(server_frame::Kind::Connect(c)) }))) => c,
+            Ok(Some(Ok(wire::ServerFrame {
+                kind: Some(server_frame::Kind::Connect(c)),
+            }))) => c,
             _ => return None,
         };
         if resp.error != 0 {
             return Some(Err(resp));
         }
-        Some(Ok(RawClient { io, session_id: resp.session_id, password: resp.password.to_vec(), xid: 0 }))
+        Some(Ok(RawClient {
+            io,
+            session_id: resp.session_id,
+            password: resp.password.to_vec(),
+            xid: 0,
+        }))
     }
 }
 
 /// A member's state by the session-less probe, or None if it does not answer.
 pub async fn probe(addr: SocketAddr) -> Option<wire::ServerStateResponse> {
     let stream = TcpStream::connect(addr).await.ok()?;
-    let mut io = Framed::new(stream, Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20));
-    io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Probe(wire::Empty {})) }).await.ok()?;
+    let mut io = Framed::new(
+        stream,
+        Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20),
+    );
+    io.send(wire::ClientFrame {
+        kind: Some(client_frame::Kind::Probe(wire::Empty {})),
+    })
+    .await
+    .ok()?;
     match tokio::time::timeout(Duration::from_secs(5), io.next()).await {
-        Ok(Some(Ok(wire::ServerFrame { kind: Some(server_frame::Kind::Response(r)) }))) => match r.result {
+        Ok(Some(Ok(wire::ServerFrame {
+            kind: Some(server_frame::Kind::Response(r)),
+        }))) => match r.result {
             Some(wire::response::Result::ServerState(s)) => Some(s),
             _ => None,
         },
