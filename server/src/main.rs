@@ -21,6 +21,9 @@ struct Args {
     /// Native client port (config key `port`).
     #[arg(long)]
     port: Option<u16>,
+    /// ZooKeeper-protocol port, 0 for none (config key `zk_port`).
+    #[arg(long)]
+    zk_port: Option<u16>,
     /// Address to bind the client ports to (config key `bind`).
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -53,7 +56,7 @@ impl Args {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
-        set!(data_dir, port, bind, tick_ms, max_frame, max_connections, snap_count, snap_retain, container_check_ms);
+        set!(data_dir, port, zk_port, bind, tick_ms, max_frame, max_connections, snap_count, snap_retain, container_check_ms);
         c.validate()?;
         Ok(c)
     }

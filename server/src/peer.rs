@@ -189,7 +189,7 @@ async fn dial_loop(
                             break;
                         }
                     }
-                    if !ok || framed.flush().await.is_err() {
+                    if !ok || SinkExt::<Bytes>::flush(&mut framed).await.is_err() {
                         break true;
                     }
                 }

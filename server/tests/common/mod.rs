@@ -21,7 +21,11 @@ pub struct ServerProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl ServerProcess {
@@ -42,14 +46,29 @@ impl ServerProcess {
             .arg(dir)
             .arg("--port")
             .arg(port.to_string())
+            // The ZooKeeper port defaults to 2181; parallel tests must not share it.
+            .args(if extra.iter().any(|a| a == "--zk-port") {
+                &[][..]
+            } else {
+                &["--zk-port", "0"][..]
+            })
             .args(&extra)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn zabkeeper");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let s = ServerProcess { child, addr, dir: dir.to_path_buf(), _tmp: None, extra };
+        let s = ServerProcess {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            extra,
+        };
         s.wait_ready();
         s
     }
@@ -104,30 +123,59 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        Self::connect_with(addr, wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() })
-            .await
-            .expect("connect")
+        Self::connect_with(
+            addr,
+            wire::ConnectRequest {
+                timeout_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect")
     }
 
-    pub async fn connect_with(addr: SocketAddr, req: wire::ConnectRequest) -> Result<RawClient, wire::ConnectResponse> {
+    pub async fn connect_with(
+        addr: SocketAddr,
+        req: wire::ConnectRequest,
+    ) -> Result<RawClient, wire::ConnectResponse> {
         let stream = TcpStream::connect(addr).await.unwrap();
         let mut io = Framed::new(stream, Codec::new(16 * 1024 * 1024));
-        io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Connect(req)) }).await.unwrap();
+        io.send(wire::ClientFrame {
+            kind: Some(client_frame::Kind::Connect(req)),
+        })
+        .await
+        .unwrap();
         let resp = match io.next().await {
-            Some(Ok(wire::ServerFrame { kind: Some(server_frame::Kind::Connect(c)) })) => c,
+            Some(Ok(wire::ServerFrame {
+                kind: Some(server_frame::Kind::Connect(c)),
+            })) => c,
             other => panic!("expected ConnectResponse, got {other:?}"),
         };
         if resp.error != 0 {
             return Err(resp);
         }
-        Ok(RawClient { io, session_id: resp.session_id, password: resp.password.to_vec(), xid: 0 })
+        Ok(RawClient {
+            io,
+            session_id: resp.session_id,
+            password: resp.password.to_vec(),
+            xid: 0,
+        })
     }
 
     /// Sends a request and returns its xid.
     pub async fn send(&mut self, op: Op) -> i32 {
         self.xid += 1;
-        let req = wire::Request { xid: self.xid, consistency: 0, op: Some(op) };
-        self.io.send(wire::ClientFrame { kind: Some(client_frame::Kind::Request(req)) }).await.unwrap();
+        let req = wire::Request {
+            xid: self.xid,
+            consistency: 0,
+            op: Some(op),
+        };
+        self.io
+            .send(wire::ClientFrame {
+                kind: Some(client_frame::Kind::Request(req)),
+            })
+            .await
+            .unwrap();
         self.xid
     }
 
@@ -168,28 +216,52 @@ pub fn create(path: &str, data: &[u8], mode: wire::CreateMode) -> Op {
 }
 
 pub fn get(path: &str, watch: bool) -> Op {
-    Op::GetData(wire::PathWatchRequest { path: path.into(), watch })
+    Op::GetData(wire::PathWatchRequest {
+        path: path.into(),
+        watch,
+    })
 }
 
 pub fn set(path: &str, data: &[u8], version: i32) -> Op {
-    Op::SetData(wire::SetDataRequest { path: path.into(), data: data.to_vec().into(), version })
+    Op::SetData(wire::SetDataRequest {
+        path: path.into(),
+        data: data.to_vec().into(),
+        version,
+    })
 }
 
 pub fn delete(path: &str, version: i32) -> Op {
-    Op::Delete(wire::DeleteRequest { path: path.into(), version })
+    Op::Delete(wire::DeleteRequest {
+        path: path.into(),
+        version,
+    })
 }
 
 pub fn exists(path: &str, watch: bool) -> Op {
-    Op::Exists(wire::PathWatchRequest { path: path.into(), watch })
+    Op::Exists(wire::PathWatchRequest {
+        path: path.into(),
+        watch,
+    })
 }
 
 pub fn children(path: &str, watch: bool) -> Op {
-    Op::GetChildren(wire::GetChildrenRequest { path: path.into(), watch, with_stat: false })
+    Op::GetChildren(wire::GetChildrenRequest {
+        path: path.into(),
+        watch,
+        with_stat: false,
+    })
 }
 
 pub fn add_watch(path: &str, recursive: bool) -> Op {
-    let mode = if recursive { wire::AddWatchMode::PersistentRecursive } else { wire::AddWatchMode::Persistent };
-    Op::AddWatch(wire::AddWatchRequest { path: path.into(), mode: mode as i32 })
+    let mode = if recursive {
+        wire::AddWatchMode::PersistentRecursive
+    } else {
+        wire::AddWatchMode::Persistent
+    };
+    Op::AddWatch(wire::AddWatchRequest {
+        path: path.into(),
+        mode: mode as i32,
+    })
 }
 
 pub fn ping() -> Op {
