@@ -29,8 +29,8 @@ def stat(s):
     if s is None:
         return None
     return {"version": s.version, "cversion": s.cversion, "aversion": s.aversion,
-            "dataLength": s.data_length, "numChildren": s.num_children,
-            "ephemeral": s.ephemeral_owner != 0, "czxid==mzxid": s.czxid == s.mzxid,
+            "dataLength": s.dataLength, "numChildren": s.numChildren,
+            "ephemeral": s.ephemeralOwner != 0, "czxid==mzxid": s.czxid == s.mzxid,
             "pzxid>=czxid": s.pzxid >= s.czxid}
 
 
@@ -89,7 +89,7 @@ def scenario(hosts, port):
     log("delete not empty", outcome(lambda: zk.delete("/d")))
     log("delete bad version", outcome(lambda: zk.delete("/d/a", version=7)))
     log("get acl", outcome(lambda: zk.get_acls("/d/a")))
-    acl = [make_acl("world", "anyone", read=True, write=True)]
+    acl = [make_acl("world", "anyone", read=True, write=True, admin=True)]  # ADMIN kept: ACLs are enforced by a later issue
     log("set acl", outcome(lambda: zk.set_acls("/d/a", acl)))
     log("set acl bad version", outcome(lambda: zk.set_acls("/d/a", acl, version=0)))
     log("get acl after", outcome(lambda: [(a.perms, a.id.scheme, a.id.id) for a in zk.get_acls("/d/a")[0]]))

@@ -9,7 +9,7 @@ command -v nc >/dev/null || { echo "SKIP: nc missing"; exit 77; }
 port=$(python3 -c 'import zkserver; print(zkserver.free_port())')
 native=$(python3 -c 'import zkserver; print(zkserver.free_port())')
 dir=$(mktemp -d)
-"${ZABKEEPER_BIN:?}" --data-dir "$dir" --port "$native" --zk-port "$port" 2>"$dir/server.log" &
+"${ZABKEEPER_BIN:?}" --data-dir "$dir" --port "$native" --zk-port "$port" --tick-ms 100 2>"$dir/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 python3 -c "import zkserver; zkserver.wait_port($port)" || exit 1
@@ -24,13 +24,18 @@ cli() {
 }
 cli create /cli hello >/dev/null
 cli create -s /cli/seq- >/dev/null
-cli create -e /cli/eph >/dev/null
+out=$(cli create -e /cli/eph)
+echo "$out" | grep -q "Created /cli/eph" || fail "create -e: $out"
 cli set /cli world >/dev/null
 out=$(cli get /cli)
 echo "$out" | grep -qx world || fail "get /cli: $out"
 out=$(cli ls /cli)
 echo "$out" | grep -q "seq-0000000000" || fail "ls /cli: $out"
-echo "$out" | grep -q "eph" && fail "ephemeral survived its session: $out"
+# A one-shot zkCli exits without closing its session: the ephemeral lives until the session
+# expires (timeout capped at 20 ticks = 2 s here), as on ZooKeeper.
+sleep 3
+out=$(cli ls /cli)
+echo "$out" | grep -q "eph" && fail "ephemeral survived its expired session: $out"
 out=$(cli stat /cli)
 echo "$out" | grep -q "dataVersion = 1" || fail "stat /cli: $out"
 out=$(cli create /cli x)

@@ -673,7 +673,7 @@ mod tests {
         let created = || {
             Ok(Reply::Create {
                 path: "/n".into(),
-                stat: s.clone(),
+                stat: s,
             })
         };
         let shape = Shape::Multi(vec![
@@ -688,7 +688,7 @@ mod tests {
             created(),
             Ok(Reply::Empty),
             Ok(Reply::Empty),
-            Ok(Reply::Stat(s.clone())),
+            Ok(Reply::Stat(s)),
         ]);
         let (err, resp) = response(&shape, Outcome::Ok(reply));
         assert_eq!(err, 0);

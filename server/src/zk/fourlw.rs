@@ -217,6 +217,7 @@ fn fds() -> (u64, u64) {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
     let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
         lim.rlim_cur as u64
     } else {
