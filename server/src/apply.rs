@@ -28,9 +28,12 @@ pub fn apply_batch(core: &Core, batch: Vec<(Txn, Option<Completion>)>) {
             }
             match (&txn.body, &applied.result) {
                 (TxnBody::CreateSession { timeout_ms }, TxnResult::SessionCreated) => {
-                    core.leases.add(txn.session_id, *timeout_ms as u64, Instant::now());
+                    core.leases
+                        .add(txn.session_id, *timeout_ms as u64, Instant::now());
                 }
-                (TxnBody::CloseSession { .. }, _) => closed.push((txn.session_id, completion.is_some())),
+                (TxnBody::CloseSession { .. }, _) => {
+                    closed.push((txn.session_id, completion.is_some()))
+                }
                 _ => {}
             }
             if let Some(c) = completion {
@@ -70,9 +73,10 @@ fn first_failure(codes: &[i32]) -> ErrorCode {
 /// The answer for an applied txn's result.
 pub fn outcome_of(result: TxnResult) -> Outcome {
     match result {
-        TxnResult::MultiFailed(codes) => {
-            Outcome::MultiFailed(MultiFailure { code: first_failure(&codes), results: codes })
-        }
+        TxnResult::MultiFailed(codes) => Outcome::MultiFailed(MultiFailure {
+            code: first_failure(&codes),
+            results: codes,
+        }),
         other => reply_of(other).into(),
     }
 }
@@ -80,9 +84,7 @@ pub fn outcome_of(result: TxnResult) -> Outcome {
 /// The answer for a write that failed validation.
 pub fn prep_error_outcome(e: PrepError) -> Outcome {
     match e {
-        PrepError::Code(code) => Outcome::Err(code),
-        PrepError::Multi(codes) => {
-            Outcome::MultiFailed(MultiFailure { code: first_failure(&codes), results: codes })
-        }
+        PrepError::Op(code) => Outcome::Err(code),
+        PrepError::Multi { code, results } => Outcome::MultiFailed(MultiFailure { code, results }),
     }
 }

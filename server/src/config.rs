@@ -98,10 +98,16 @@ impl Config {
             );
         }
         if self.max_session_timeout() > i32::MAX as u64 {
-            return bad("max_session_timeout_ms", "does not fit a 32-bit timeout".into());
+            return bad(
+                "max_session_timeout_ms",
+                "does not fit a 32-bit timeout".into(),
+            );
         }
         if self.max_frame < 1024 || self.max_frame > 256 * 1024 * 1024 {
-            return bad("max_frame", format!("{} is outside 1024..=268435456", self.max_frame));
+            return bad(
+                "max_frame",
+                format!("{} is outside 1024..=268435456", self.max_frame),
+            );
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1".into());
@@ -113,7 +119,10 @@ impl Config {
             return bad("snap_retain", "must keep at least 1 snapshot".into());
         }
         if self.log_segment_bytes < 64 * 1024 {
-            return bad("log_segment_bytes", format!("{} is below 65536", self.log_segment_bytes));
+            return bad(
+                "log_segment_bytes",
+                format!("{} is below 65536", self.log_segment_bytes),
+            );
         }
         if self.container_check_ms == 0 {
             return bad("container_check_ms", "must be positive".into());
@@ -147,7 +156,10 @@ mod tests {
 
     #[test]
     fn negotiation_clamps_into_two_to_twenty_ticks() {
-        let c = Config { tick_ms: 100, ..Config::default() };
+        let c = Config {
+            tick_ms: 100,
+            ..Config::default()
+        };
         assert_eq!(c.negotiate_timeout(1), 200);
         assert_eq!(c.negotiate_timeout(-5), 200);
         assert_eq!(c.negotiate_timeout(1500), 1500);
@@ -160,21 +172,33 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.tick_ms, 50);
         assert_eq!(c.bind, IpAddr::from([127, 0, 0, 1]));
-        let err = toml::from_str::<Config>("prot = 3000").unwrap_err().to_string();
+        let err = toml::from_str::<Config>("prot = 3000")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prot"), "{err}");
     }
 
     #[test]
     fn validation_names_the_key() {
-        let c = Config { tick_ms: 0, ..Config::default() };
+        let c = Config {
+            tick_ms: 0,
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("tick_ms"));
         let c = Config {
             min_session_timeout_ms: Some(5000),
             max_session_timeout_ms: Some(1000),
             ..Config::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("max_session_timeout_ms"));
-        let c = Config { max_frame: 10, ..Config::default() };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_session_timeout_ms"));
+        let c = Config {
+            max_frame: 10,
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("max_frame"));
     }
 }

@@ -63,7 +63,7 @@ impl Core {
         let now = Instant::now();
         // Every session known from disk gets a fresh full lease: a restart must not
         // expire sessions whose clients are still there and about to reconnect.
-        for (id, timeout_ms) in tree.sessions() {
+        for (&id, &timeout_ms) in tree.sessions() {
             leases.add(id, timeout_ms as u64, now);
         }
         Core {
@@ -157,17 +157,31 @@ impl Core {
         }
         let id = req.session_id;
         if req.password.as_ref() != password_for(id).as_slice() {
-            return Err((ErrorCode::AuthFailed, format!("wrong password for session {id:#x}")));
+            return Err((
+                ErrorCode::AuthFailed,
+                format!("wrong password for session {id:#x}"),
+            ));
         }
         let timeout_ms = self.tree.read().session_timeout(id);
         let Some(timeout_ms) = timeout_ms else {
-            return Err((ErrorCode::SessionExpired, format!("session {id:#x} has expired")));
+            return Err((
+                ErrorCode::SessionExpired,
+                format!("session {id:#x} has expired"),
+            ));
         };
         if !self.leases.touch(id, Instant::now()) {
-            return Err((ErrorCode::SessionExpired, format!("session {id:#x} has expired")));
+            return Err((
+                ErrorCode::SessionExpired,
+                format!("session {id:#x} has expired"),
+            ));
         }
         self.bind(id, conn);
-        Ok(Grant { session_id: id, timeout_ms, password: password_for(id), zxid: self.last_zxid() })
+        Ok(Grant {
+            session_id: id,
+            timeout_ms,
+            password: password_for(id),
+            zxid: self.last_zxid(),
+        })
     }
 
     /// Makes `conn` the session's connection; a previous one is told the session moved.
@@ -188,7 +202,12 @@ impl Core {
 
     /// Hands a write to the pipeline; its outcome goes to `completion`.
     pub fn submit(&self, session_id: i64, cxid: i32, op: WriteOp, completion: Completion) {
-        let req = WriteRequest { session_id, cxid, op, completion: Some(completion) };
+        let req = WriteRequest {
+            session_id,
+            cxid,
+            op,
+            completion: Some(completion),
+        };
         if let Err(e) = self.writes.send(req) {
             if let Some(c) = e.0.completion {
                 c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
@@ -207,7 +226,9 @@ impl Core {
         let tree = self.tree.read();
         let mut watches = None;
         let mut watch = |path: &str, kind: WatchKind| {
-            watches.get_or_insert_with(|| self.watches.lock()).add(path, conn, kind);
+            watches
+                .get_or_insert_with(|| self.watches.lock())
+                .add(path, conn, kind);
         };
         let result = match op {
             ReadOp::Exists { path, watch: w } => {
@@ -218,14 +239,18 @@ impl Core {
                 tree.exists(path).map(Reply::Stat).ok_or(ErrorCode::NoNode)
             }
             ReadOp::GetData { path, watch: w } => {
-                let r = tree.get_data(path).map(|(data, stat)| Reply::Data { data, stat });
+                let r = tree
+                    .get_data(path)
+                    .map(|(data, stat)| Reply::Data { data, stat });
                 if *w && r.is_ok() {
                     watch(path, WatchKind::Data);
                 }
                 r
             }
             ReadOp::GetChildren { path, watch: w, .. } => {
-                let r = tree.get_children(path).map(|(children, stat)| Reply::Children { children, stat });
+                let r = tree
+                    .get_children(path)
+                    .map(|(children, stat)| Reply::Children { children, stat });
                 if *w && r.is_ok() {
                     watch(path, WatchKind::Child);
                 }
@@ -238,27 +263,41 @@ impl Core {
 
     fn read_plain(tree: &DataTree, op: &ReadOp) -> Result<Reply, ErrorCode> {
         match op {
-            ReadOp::Exists { path, .. } => tree.exists(path).map(Reply::Stat).ok_or(ErrorCode::NoNode),
-            ReadOp::GetData { path, .. } => tree.get_data(path).map(|(data, stat)| Reply::Data { data, stat }),
-            ReadOp::GetChildren { path, .. } => {
-                tree.get_children(path).map(|(children, stat)| Reply::Children { children, stat })
+            ReadOp::Exists { path, .. } => {
+                tree.exists(path).map(Reply::Stat).ok_or(ErrorCode::NoNode)
             }
-            ReadOp::GetAcl { path } => tree.get_acl(path).map(|(acl, stat)| Reply::Acl { acl, stat }),
-            ReadOp::GetAllChildrenNumber { path } => tree.get_all_children_number(path).map(Reply::Count),
+            ReadOp::GetData { path, .. } => tree
+                .get_data(path)
+                .map(|(data, stat)| Reply::Data { data, stat }),
+            ReadOp::GetChildren { path, .. } => tree
+                .get_children(path)
+                .map(|(children, stat)| Reply::Children { children, stat }),
+            ReadOp::GetAcl { path } => tree
+                .get_acl(path)
+                .map(|(acl, stat)| Reply::Acl { acl, stat }),
+            ReadOp::GetAllChildrenNumber { path } => tree
+                .get_all_children_number(path)
+                .map(|n| Reply::Count(n as i32)),
             ReadOp::GetEphemerals { .. } => Err(ErrorCode::BadArguments),
-            ReadOp::MultiRead(ops) => {
-                Ok(Reply::Multi(ops.iter().map(|op| Self::read_plain(tree, op)).collect()))
-            }
+            ReadOp::MultiRead(ops) => Ok(Reply::Multi(
+                ops.iter().map(|op| Self::read_plain(tree, op)).collect(),
+            )),
         }
     }
 
     /// getEphemerals: the session's ephemerals under a prefix.
     pub fn get_ephemerals(&self, session: i64, prefix: &str) -> Outcome {
-        Outcome::Ok(Reply::Paths(self.tree.read().get_ephemerals(session, prefix)))
+        Outcome::Ok(Reply::Paths(
+            self.tree.read().get_ephemerals(session, prefix),
+        ))
     }
 
     pub fn add_watch(&self, conn: ConnId, path: &str, recursive: bool) {
-        let kind = if recursive { WatchKind::PersistentRecursive } else { WatchKind::Persistent };
+        let kind = if recursive {
+            WatchKind::PersistentRecursive
+        } else {
+            WatchKind::Persistent
+        };
         let _tree = self.tree.read();
         self.watches.lock().add(path, conn, kind);
     }
@@ -269,7 +308,11 @@ impl Core {
             return Outcome::Err(ErrorCode::BadArguments);
         };
         let mut watches = self.watches.lock();
-        let found = if remove { watches.remove(path, conn, kind) } else { watches.contains(path, conn, kind) };
+        let found = if remove {
+            watches.remove(path, conn, kind)
+        } else {
+            watches.contains(path, conn, kind)
+        };
         if found {
             Outcome::Ok(Reply::Empty)
         } else {
@@ -288,20 +331,28 @@ impl Core {
             match tree.exists(path) {
                 None => fire.push((EventType::NodeDeleted, path, self.last_zxid())),
                 Some(s) if s.mzxid > rel => fire.push((EventType::NodeDataChanged, path, s.mzxid)),
-                Some(_) => watches.add(path, conn, WatchKind::Data),
+                Some(_) => {
+                    watches.add(path, conn, WatchKind::Data);
+                }
             }
         }
         for path in &req.exist_watches {
             match tree.exists(path) {
                 Some(s) => fire.push((EventType::NodeCreated, path, s.czxid)),
-                None => watches.add(path, conn, WatchKind::Data),
+                None => {
+                    watches.add(path, conn, WatchKind::Data);
+                }
             }
         }
         for path in &req.child_watches {
             match tree.exists(path) {
                 None => fire.push((EventType::NodeDeleted, path, self.last_zxid())),
-                Some(s) if s.pzxid > rel => fire.push((EventType::NodeChildrenChanged, path, s.pzxid)),
-                Some(_) => watches.add(path, conn, WatchKind::Child),
+                Some(s) if s.pzxid > rel => {
+                    fire.push((EventType::NodeChildrenChanged, path, s.pzxid))
+                }
+                Some(_) => {
+                    watches.add(path, conn, WatchKind::Child);
+                }
             }
         }
         for path in &req.persistent_watches {
@@ -313,17 +364,31 @@ impl Core {
         drop(watches);
         if let Some(outbox) = self.conns.get(&conn) {
             for (event_type, path, zxid) in fire {
-                let _ = outbox.send(Outgoing::Event(Event { event_type, path: path.clone(), zxid }));
+                let _ = outbox.send(Outgoing::Event(Event {
+                    event_type,
+                    path: path.clone(),
+                    zxid,
+                }));
             }
         }
     }
 
     /// Queues notifications for the watchers a change fired. Called with the tree's
     /// write lock held (see the module doc).
-    pub(crate) fn notify(&self, watches: &mut WatchManager<ConnId>, path: &str, event: EventType, zxid: i64) {
+    pub(crate) fn notify(
+        &self,
+        watches: &mut WatchManager<ConnId>,
+        path: &str,
+        event: EventType,
+        zxid: i64,
+    ) {
         for (conn, event_type) in watches.trigger(path, event) {
             if let Some(outbox) = self.conns.get(&conn) {
-                let _ = outbox.send(Outgoing::Event(Event { event_type, path: path.to_string(), zxid }));
+                let _ = outbox.send(Outgoing::Event(Event {
+                    event_type,
+                    path: path.to_string(),
+                    zxid,
+                }));
             }
         }
     }

@@ -56,7 +56,18 @@ impl Args {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
-        set!(data_dir, port, zk_port, bind, tick_ms, max_frame, max_connections, snap_count, snap_retain, container_check_ms);
+        set!(
+            data_dir,
+            port,
+            zk_port,
+            bind,
+            tick_ms,
+            max_frame,
+            max_connections,
+            snap_count,
+            snap_retain,
+            container_check_ms
+        );
         c.validate()?;
         Ok(c)
     }

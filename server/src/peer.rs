@@ -31,13 +31,18 @@ pub const MAX_PEER_FRAME: usize = 1 << 30;
 /// What the transport reports to the member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
-    Message { from: ServerId, bytes: Bytes },
+    Message {
+        from: ServerId,
+        bytes: Bytes,
+    },
     /// A connection to or from this peer broke; messages in flight may be lost.
     Disconnected(ServerId),
 }
 
 fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(MAX_PEER_FRAME).new_codec()
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_PEER_FRAME)
+        .new_codec()
 }
 
 /// Handle for sending to peers.
@@ -57,7 +62,12 @@ impl PeerNet {
         shutdown: CancellationToken,
     ) -> PeerNet {
         let known: Vec<ServerId> = peers.keys().copied().collect();
-        tokio::spawn(accept_loop(listener, known, events.clone(), shutdown.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            known,
+            events.clone(),
+            shutdown.clone(),
+        ));
         let mut outbound = HashMap::new();
         for (id, addr) in peers {
             if id == me {
@@ -65,7 +75,14 @@ impl PeerNet {
             }
             let (tx, rx) = mpsc::unbounded_channel();
             outbound.insert(id, tx);
-            tokio::spawn(dial_loop(me, id, addr, rx, events.clone(), shutdown.clone()));
+            tokio::spawn(dial_loop(
+                me,
+                id,
+                addr,
+                rx,
+                events.clone(),
+                shutdown.clone(),
+            ));
         }
         PeerNet { outbound }
     }
@@ -104,7 +121,9 @@ async fn accept_loop(
             let mut framed = Framed::new(stream, codec());
             let hello = tokio::time::timeout(Duration::from_secs(5), framed.next()).await;
             let from = match hello {
-                Ok(Some(Ok(b))) if b.len() == 8 => u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+                Ok(Some(Ok(b))) if b.len() == 8 => {
+                    u64::from_be_bytes(b[..8].try_into().expect("8 bytes"))
+                }
                 _ => {
                     warn!(%addr, "peer connection without a valid hello");
                     return;
@@ -165,7 +184,11 @@ async fn dial_loop(
         };
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, codec());
-        if framed.send(Bytes::copy_from_slice(&me.to_be_bytes())).await.is_err() {
+        if framed
+            .send(Bytes::copy_from_slice(&me.to_be_bytes()))
+            .await
+            .is_err()
+        {
             continue;
         }
         if !was_connected {
@@ -212,16 +235,30 @@ async fn dial_loop(
 mod tests {
     use super::*;
 
-    async fn net(me: ServerId, listener: TcpListener, peers: &HashMap<ServerId, SocketAddr>)
-        -> (PeerNet, mpsc::UnboundedReceiver<PeerEvent>, CancellationToken) {
+    async fn net(
+        me: ServerId,
+        listener: TcpListener,
+        peers: &HashMap<ServerId, SocketAddr>,
+    ) -> (
+        PeerNet,
+        mpsc::UnboundedReceiver<PeerEvent>,
+        CancellationToken,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        (PeerNet::start(me, listener, peers.clone(), tx, stop.clone()), rx, stop)
+        (
+            PeerNet::start(me, listener, peers.clone(), tx, stop.clone()),
+            rx,
+            stop,
+        )
     }
 
     async fn next_message(rx: &mut mpsc::UnboundedReceiver<PeerEvent>) -> (ServerId, Bytes) {
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("event in time") {
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("event in time")
+            {
                 Some(PeerEvent::Message { from, bytes }) => return (from, bytes),
                 Some(PeerEvent::Disconnected(_)) => continue,
                 None => panic!("closed"),
@@ -233,7 +270,8 @@ mod tests {
     async fn messages_arrive_in_order_and_members_start_in_any_order() {
         let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peers: HashMap<_, _> = [(1, l1.local_addr().unwrap()), (2, l2.local_addr().unwrap())].into();
+        let peers: HashMap<_, _> =
+            [(1, l1.local_addr().unwrap()), (2, l2.local_addr().unwrap())].into();
         let (n1, _rx1, _s1) = net(1, l1, &peers).await;
         // Member 2 starts later; member 1 keeps dialing.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -271,7 +309,8 @@ mod tests {
     async fn a_stopped_peer_is_reported_disconnected() {
         let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let peers: HashMap<_, _> = [(1, l1.local_addr().unwrap()), (2, l2.local_addr().unwrap())].into();
+        let peers: HashMap<_, _> =
+            [(1, l1.local_addr().unwrap()), (2, l2.local_addr().unwrap())].into();
         let (n1, mut rx1, _s1) = net(1, l1, &peers).await;
         let (n2, mut rx2, s2) = net(2, l2, &peers).await;
         n2.send(1, Bytes::from_static(b"hi"));
@@ -281,7 +320,9 @@ mod tests {
         s2.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let ev = tokio::time::timeout_at(deadline, rx1.recv()).await.expect("disconnect reported");
+            let ev = tokio::time::timeout_at(deadline, rx1.recv())
+                .await
+                .expect("disconnect reported");
             if ev == Some(PeerEvent::Disconnected(2)) {
                 break;
             }

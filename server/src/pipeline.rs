@@ -147,7 +147,10 @@ impl Pipeline {
         if self.counter == u32::MAX {
             // ZooKeeper starts a new epoch here (by an election); a standalone server
             // needs a restart, which bumps the epoch.
-            error!("zxid counter exhausted in epoch {}; restart the server", self.epoch);
+            error!(
+                "zxid counter exhausted in epoch {}; restart the server",
+                self.epoch
+            );
             if let Some(c) = w.completion {
                 c.complete(Outcome::Err(ErrorCode::SystemError));
             }
@@ -156,7 +159,15 @@ impl Pipeline {
         let zxid = self.next_zxid();
         let prepared = {
             let tree = self.core.tree.read();
-            prep::prepare(&tree, &mut self.pending, w.session_id, w.cxid, zxid, crate::now_ms(), &w.op)
+            prep::prepare(
+                &tree,
+                &mut self.pending,
+                w.session_id,
+                w.cxid,
+                zxid,
+                crate::now_ms(),
+                &w.op,
+            )
         };
         match prepared {
             Ok(txn) => {
@@ -198,7 +209,12 @@ impl Pipeline {
     fn expire_sessions(&mut self) {
         for session_id in self.core.leases.expired(Instant::now()) {
             info!(session = format_args!("{session_id:#x}"), "session expired");
-            self.prepare(WriteRequest { session_id, cxid: 0, op: WriteOp::CloseSession, completion: None });
+            self.prepare(WriteRequest {
+                session_id,
+                cxid: 0,
+                op: WriteOp::CloseSession,
+                completion: None,
+            });
         }
     }
 
@@ -241,7 +257,12 @@ impl Pipeline {
             Ok((saved, purged, oldest)) => {
                 match saved {
                     Ok(()) => {
-                        info!(zxid = format_args!("{zxid:#x}"), bytes = size, ms = started.elapsed().as_millis() as u64, "snapshot taken");
+                        info!(
+                            zxid = format_args!("{zxid:#x}"),
+                            bytes = size,
+                            ms = started.elapsed().as_millis() as u64,
+                            "snapshot taken"
+                        );
                         if let Some(Ok(deleted)) = purged {
                             if !deleted.is_empty() {
                                 info!(snapshots = deleted.len(), "purged old snapshots");

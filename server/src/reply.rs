@@ -14,11 +14,23 @@ use zabkeeper_proto::{ErrorCode, EventType};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Empty,
-    Create { path: String, stat: Stat },
+    Create {
+        path: String,
+        stat: Stat,
+    },
     Stat(Stat),
-    Data { data: Bytes, stat: Stat },
-    Children { children: Vec<String>, stat: Stat },
-    Acl { acl: Vec<Acl>, stat: Stat },
+    Data {
+        data: Bytes,
+        stat: Stat,
+    },
+    Children {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Acl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
     Count(i32),
     Paths(Vec<String>),
     /// One entry per op of a multi or multi-read, each its own result or error.

@@ -52,13 +52,20 @@ fn recover(config: &Config) -> Result<Recovered> {
     let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
     let log = FileTxnLog::open(
         dir.join("log"),
-        LogOptions { segment_size: config.log_segment_bytes, ..LogOptions::default() },
+        LogOptions {
+            segment_size: config.log_segment_bytes,
+            ..LogOptions::default()
+        },
     )?;
     let mut tree = match snapshots.latest()? {
         Some((zxid, body)) => {
             let tree = DataTree::deserialize(&body)
                 .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?;
-            info!(zxid = format_args!("{zxid:#x}"), nodes = tree.node_count(), "loaded snapshot");
+            info!(
+                zxid = format_args!("{zxid:#x}"),
+                nodes = tree.node_count(),
+                "loaded snapshot"
+            );
             tree
         }
         None => DataTree::new(),
@@ -67,13 +74,17 @@ fn recover(config: &Config) -> Result<Recovered> {
     let records = log.read_after(from)?;
     let replayed = records.len() as u64;
     for (zxid, payload) in records {
-        let txn = Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))?;
+        let txn =
+            Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))?;
         tree.apply(&txn);
     }
     let last = tree.last_applied_zxid().max(log.last_zxid() as i64);
     let stored = epochs.load()?;
     let epoch = stored.current.max(stored.accepted).max((last >> 32) as u32) + 1;
-    epochs.save(Epochs { accepted: epoch, current: epoch })?;
+    epochs.save(Epochs {
+        accepted: epoch,
+        current: epoch,
+    })?;
     info!(
         last_zxid = format_args!("{last:#x}"),
         replayed,
@@ -82,7 +93,13 @@ fn recover(config: &Config) -> Result<Recovered> {
         "recovered data directory {}",
         dir.display()
     );
-    Ok(Recovered { tree, epoch, log, snapshots, since_snapshot: replayed })
+    Ok(Recovered {
+        tree,
+        epoch,
+        log,
+        snapshots,
+        since_snapshot: replayed,
+    })
 }
 
 impl Server {
@@ -126,15 +143,26 @@ impl Server {
             recovered.epoch,
             recovered.since_snapshot,
         );
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())));
-        tasks.push(tokio::spawn(crate::native::serve(listener, core.clone(), shutdown.clone())));
+        let mut tasks = vec![
+            tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())),
+            tokio::spawn(crate::native::serve(
+                listener,
+                core.clone(),
+                shutdown.clone(),
+            )),
+        ];
         info!(%native_addr, "serving native protocol");
         if let Some(l) = zk_listener {
             tasks.push(tokio::spawn(crate::zk::serve(l, core.clone(), shutdown.clone())));
             info!(zk_addr = ?zk_addr, "serving ZooKeeper protocol");
         }
-        Ok(Server { native_addr, zk_addr, core, shutdown, tasks })
+        Ok(Server {
+            native_addr,
+            zk_addr,
+            core,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn native_addr(&self) -> SocketAddr {

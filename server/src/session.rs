@@ -54,7 +54,9 @@ impl SessionIds {
     pub fn new(server_id: u64, now_unix_ms: u64) -> SessionIds {
         // ZooKeeper's layout: id << 56 | (time << 24 >> 8), which leaves 16 bits of counter.
         let base = (server_id << 56) | ((now_unix_ms << 24) >> 8);
-        SessionIds { next: AtomicU64::new(base) }
+        SessionIds {
+            next: AtomicU64::new(base),
+        }
     }
 
     pub fn next(&self) -> i64 {
@@ -83,7 +85,10 @@ impl Default for SessionTracker {
 
 impl SessionTracker {
     pub fn new() -> SessionTracker {
-        SessionTracker { epoch: Instant::now(), leases: DashMap::new() }
+        SessionTracker {
+            epoch: Instant::now(),
+            leases: DashMap::new(),
+        }
     }
 
     fn now_ms(&self, now: Instant) -> u64 {
@@ -117,7 +122,9 @@ impl SessionTracker {
 
     /// True if the session has a lease and is not being closed.
     pub fn is_live(&self, session_id: i64) -> bool {
-        self.leases.get(&session_id).is_some_and(|l| !l.closing.load(Ordering::Relaxed))
+        self.leases
+            .get(&session_id)
+            .is_some_and(|l| !l.closing.load(Ordering::Relaxed))
     }
 
     /// Marks a session as closing: later touches fail. False if it was not live.

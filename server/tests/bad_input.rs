@@ -26,7 +26,9 @@ async fn expect_closed(mut s: TcpStream) {
 
 async fn healthy(client: &mut RawClient, i: usize) {
     let path = format!("/ok{i}");
-    let (r, _) = client.call(create(&path, b"v", wire::CreateMode::Persistent)).await;
+    let (r, _) = client
+        .call(create(&path, b"v", wire::CreateMode::Persistent))
+        .await;
     assert_eq!(r.error, 0, "create {path}");
     let (r, _) = client.call(get(&path, false)).await;
     assert_eq!(r.error, 0);
@@ -85,10 +87,20 @@ async fn malformed_frames_flood_and_oversized_frame_do_not_stop_the_server() {
     // An oversized frame after a good handshake: that connection is closed...
     let mut victim = RawClient::connect(server.addr).await;
     let big = vec![b'x'; 200 * 1024];
-    victim.send(create("/big", &big, wire::CreateMode::Persistent)).await;
-    assert!(victim.recv().await.is_none(), "oversized frame must close the connection");
+    victim
+        .send(create("/big", &big, wire::CreateMode::Persistent))
+        .await;
+    assert!(
+        victim.recv().await.is_none(),
+        "oversized frame must close the connection"
+    );
     // ...and nothing of it was applied, while the other client is still served.
-    let (r, _) = good.call(Op::Exists(wire::PathWatchRequest { path: "/big".into(), watch: false })).await;
+    let (r, _) = good
+        .call(Op::Exists(wire::PathWatchRequest {
+            path: "/big".into(),
+            watch: false,
+        }))
+        .await;
     assert_eq!(r.error, zabkeeper_proto::ErrorCode::NoNode.code());
     healthy(&mut good, 9999).await;
 }
@@ -100,14 +112,22 @@ async fn unknown_op_and_invalid_paths_get_error_codes_and_the_connection_lives_o
     // A request whose op this server does not know decodes as "no op".
     c.xid_send_raw_unknown().await;
     match c.recv().await {
-        Some(Kind::Response(r)) => assert_eq!(r.error, zabkeeper_proto::ErrorCode::Unimplemented.code()),
+        Some(Kind::Response(r)) => {
+            assert_eq!(r.error, zabkeeper_proto::ErrorCode::Unimplemented.code())
+        }
         other => panic!("{other:?}"),
     }
     for bad in ["", "a", "/a/", "//", "/a/../b", "/a\u{1}"] {
         let (r, _) = c.call(get(bad, false)).await;
-        assert_eq!(r.error, zabkeeper_proto::ErrorCode::BadArguments.code(), "path {bad:?}");
+        assert_eq!(
+            r.error,
+            zabkeeper_proto::ErrorCode::BadArguments.code(),
+            "path {bad:?}"
+        );
     }
-    let (r, _) = c.call(create("/still-here", b"", wire::CreateMode::Persistent)).await;
+    let (r, _) = c
+        .call(create("/still-here", b"", wire::CreateMode::Persistent))
+        .await;
     assert_eq!(r.error, 0);
 }
 

@@ -14,8 +14,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zabkeeper_proto::wire::{self, request::Op, server_frame::Kind};
 
-async fn writer(addr: std::net::SocketAddr, id: usize, round: usize, acked: Arc<Mutex<Vec<String>>>) {
-    let Ok(mut c) = RawClient::connect_with(addr, wire::ConnectRequest { timeout_ms: 10_000, ..Default::default() }).await
+async fn writer(
+    addr: std::net::SocketAddr,
+    id: usize,
+    round: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
+    let Ok(mut c) = RawClient::connect_with(
+        addr,
+        wire::ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
     else {
         return;
     };
@@ -26,7 +38,9 @@ async fn writer(addr: std::net::SocketAddr, id: usize, round: usize, acked: Arc<
             let path = format!("/r{round}-c{id}-{i}");
             i += 1;
             let data = path.as_bytes().to_vec();
-            let xid = c.send(create(&path, &data, wire::CreateMode::Persistent)).await;
+            let xid = c
+                .send(create(&path, &data, wire::CreateMode::Persistent))
+                .await;
             in_flight.insert(xid, path);
         }
         match c.recv().await {
@@ -57,7 +71,10 @@ async fn kill9_under_write_load_loses_no_acknowledged_write() {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
         let before = acked.lock().unwrap().len();
-        assert!(before > 100 * (round + 1), "load too small to mean anything: {before}");
+        assert!(
+            before > 100 * (round + 1),
+            "load too small to mean anything: {before}"
+        );
         server.restart9();
 
         let mut c = RawClient::connect(server.addr).await;
@@ -65,16 +82,26 @@ async fn kill9_under_write_load_loses_no_acknowledged_write() {
         for chunk in paths.chunks(256) {
             let mut xids = HashMap::new();
             for p in chunk {
-                let xid = c.send(Op::GetData(wire::PathWatchRequest { path: p.clone(), watch: false })).await;
+                let xid = c
+                    .send(Op::GetData(wire::PathWatchRequest {
+                        path: p.clone(),
+                        watch: false,
+                    }))
+                    .await;
                 xids.insert(xid, p.clone());
             }
             while !xids.is_empty() {
                 match c.recv().await {
                     Some(Kind::Response(r)) => {
                         let p = xids.remove(&r.xid).unwrap();
-                        assert_eq!(r.error, 0, "acknowledged node {p} lost after kill -9 (round {round})");
+                        assert_eq!(
+                            r.error, 0,
+                            "acknowledged node {p} lost after kill -9 (round {round})"
+                        );
                         match r.result {
-                            Some(wire::response::Result::GetData(d)) => assert_eq!(&d.data[..], p.as_bytes()),
+                            Some(wire::response::Result::GetData(d)) => {
+                                assert_eq!(&d.data[..], p.as_bytes())
+                            }
                             other => panic!("{other:?}"),
                         }
                     }
@@ -82,6 +109,9 @@ async fn kill9_under_write_load_loses_no_acknowledged_write() {
                 }
             }
         }
-        eprintln!("round {round}: {} acknowledged writes all present", paths.len());
+        eprintln!(
+            "round {round}: {} acknowledged writes all present",
+            paths.len()
+        );
     }
 }

@@ -20,7 +20,9 @@ async fn sequential_names_are_unique_and_ordered_under_eight_creators() {
                 let mut c = RawClient::connect(addr).await;
                 let mut mine = Vec::new();
                 for _ in 0..50 {
-                    let (r, _) = c.call(create("/seq/n-", b"", CreateMode::PersistentSequential)).await;
+                    let (r, _) = c
+                        .call(create("/seq/n-", b"", CreateMode::PersistentSequential))
+                        .await;
                     assert_eq!(r.error, 0);
                     mine.push(created_path(&r));
                 }
@@ -31,16 +33,36 @@ async fn sequential_names_are_unique_and_ordered_under_eight_creators() {
     let mut all = BTreeSet::new();
     for t in tasks {
         let mine = t.await.unwrap();
-        let suffixes: Vec<u32> = mine.iter().map(|p| p["/seq/n-".len()..].parse().unwrap()).collect();
-        assert!(suffixes.windows(2).all(|w| w[0] < w[1]), "one creator's names increase: {suffixes:?}");
-        assert!(mine.iter().all(|p| p.len() == "/seq/n-".len() + 10), "10-digit suffix");
+        let suffixes: Vec<u32> = mine
+            .iter()
+            .map(|p| p["/seq/n-".len()..].parse().unwrap())
+            .collect();
+        assert!(
+            suffixes.windows(2).all(|w| w[0] < w[1]),
+            "one creator's names increase: {suffixes:?}"
+        );
+        assert!(
+            mine.iter().all(|p| p.len() == "/seq/n-".len() + 10),
+            "10-digit suffix"
+        );
         all.extend(suffixes);
     }
-    assert_eq!(all, (0..400).collect::<BTreeSet<u32>>(), "400 distinct names, no gaps");
+    assert_eq!(
+        all,
+        (0..400).collect::<BTreeSet<u32>>(),
+        "400 distinct names, no gaps"
+    );
 
-    // Deleting does not reuse numbers: the next suffix follows the parent's cversion.
+    // Deleting does not reuse numbers: the suffix is the parent's cversion, which
+    // counts child creations (ZooKeeper 3.8: a delete moves pzxid, not cversion).
     c.call(delete("/seq/n-0000000399", -1)).await;
-    let (r, _) = c.call(create("/seq/n-", b"", CreateMode::PersistentSequential)).await;
+    let (r, _) = c
+        .call(create("/seq/n-", b"", CreateMode::PersistentSequential))
+        .await;
+    assert_eq!(created_path(&r), "/seq/n-0000000400");
+    let (r, _) = c
+        .call(create("/seq/n-", b"", CreateMode::PersistentSequential))
+        .await;
     assert_eq!(created_path(&r), "/seq/n-0000000401");
 }
 
@@ -58,10 +80,23 @@ async fn multi_is_all_or_nothing() {
     use wire::op::Op as M;
     let failing = Op::Multi(wire::MultiRequest {
         ops: vec![
-            mop(M::Create(wire::CreateRequest { path: "/m/a".into(), ..Default::default() })),
-            mop(M::SetData(wire::SetDataRequest { path: "/m".into(), data: b"1".to_vec().into(), version: -1 })),
-            mop(M::Check(wire::CheckRequest { path: "/m".into(), version: 7 })),
-            mop(M::Create(wire::CreateRequest { path: "/m/b".into(), ..Default::default() })),
+            mop(M::Create(wire::CreateRequest {
+                path: "/m/a".into(),
+                ..Default::default()
+            })),
+            mop(M::SetData(wire::SetDataRequest {
+                path: "/m".into(),
+                data: b"1".to_vec().into(),
+                version: -1,
+            })),
+            mop(M::Check(wire::CheckRequest {
+                path: "/m".into(),
+                version: 7,
+            })),
+            mop(M::Create(wire::CreateRequest {
+                path: "/m/b".into(),
+                ..Default::default()
+            })),
         ],
     });
     let (r, _) = c.call(failing).await;
@@ -70,19 +105,46 @@ async fn multi_is_all_or_nothing() {
         Some(wire::response::Result::Multi(m)) => m.results.iter().map(|r| r.error).collect(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(codes, vec![0, 0, ErrorCode::BadVersion.code(), ErrorCode::RuntimeInconsistency.code()]);
+    assert_eq!(
+        codes,
+        vec![
+            0,
+            0,
+            ErrorCode::BadVersion.code(),
+            ErrorCode::RuntimeInconsistency.code()
+        ]
+    );
     // Nothing of it applied.
-    assert_eq!(c.call(exists("/m/a", false)).await.0.error, ErrorCode::NoNode.code());
+    assert_eq!(
+        c.call(exists("/m/a", false)).await.0.error,
+        ErrorCode::NoNode.code()
+    );
     let (after, _) = c.call(get("/m", false)).await;
     assert_eq!(stat_of(&after), stat_of(&before));
 
     let ok = Op::Multi(wire::MultiRequest {
         ops: vec![
-            mop(M::Create(wire::CreateRequest { path: "/m/a".into(), ..Default::default() })),
-            mop(M::Create(wire::CreateRequest { path: "/m/a/b".into(), ..Default::default() })),
-            mop(M::SetData(wire::SetDataRequest { path: "/m".into(), data: b"1".to_vec().into(), version: 0 })),
-            mop(M::Check(wire::CheckRequest { path: "/m".into(), version: 1 })),
-            mop(M::Delete(wire::DeleteRequest { path: "/m/a/b".into(), version: -1 })),
+            mop(M::Create(wire::CreateRequest {
+                path: "/m/a".into(),
+                ..Default::default()
+            })),
+            mop(M::Create(wire::CreateRequest {
+                path: "/m/a/b".into(),
+                ..Default::default()
+            })),
+            mop(M::SetData(wire::SetDataRequest {
+                path: "/m".into(),
+                data: b"1".to_vec().into(),
+                version: 0,
+            })),
+            mop(M::Check(wire::CheckRequest {
+                path: "/m".into(),
+                version: 1,
+            })),
+            mop(M::Delete(wire::DeleteRequest {
+                path: "/m/a/b".into(),
+                version: -1,
+            })),
         ],
     });
     let (r, _) = c.call(ok).await;
@@ -104,7 +166,9 @@ async fn multi_is_all_or_nothing() {
         ops: vec![
             mop(M::GetData(wire::PathRequest { path: "/m".into() })),
             mop(M::GetChildren(wire::PathRequest { path: "/m".into() })),
-            mop(M::GetData(wire::PathRequest { path: "/nope".into() })),
+            mop(M::GetData(wire::PathRequest {
+                path: "/nope".into(),
+            })),
         ],
     });
     let (r, _) = c.call(read).await;
@@ -115,7 +179,9 @@ async fn multi_is_all_or_nothing() {
     };
     assert_eq!(results[2].error, ErrorCode::NoNode.code());
     match &results[1].result {
-        Some(wire::op_result::Result::GetChildren(g)) => assert_eq!(g.children, vec!["a".to_string()]),
+        Some(wire::op_result::Result::GetChildren(g)) => {
+            assert_eq!(g.children, vec!["a".to_string()])
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -126,34 +192,82 @@ async fn stat_versions_errors_and_counts() {
     let mut c = RawClient::connect(server.addr).await;
     let (r, _) = c.call(create("/s", b"abc", CreateMode::Persistent)).await;
     let s0 = stat_of(&r);
-    assert_eq!((s0.version, s0.cversion, s0.aversion, s0.data_length, s0.num_children), (0, 0, 0, 3, 0));
+    assert_eq!(
+        (
+            s0.version,
+            s0.cversion,
+            s0.aversion,
+            s0.data_length,
+            s0.num_children
+        ),
+        (0, 0, 0, 3, 0)
+    );
     assert_eq!((s0.czxid, s0.mzxid, s0.pzxid), (r.zxid, r.zxid, r.zxid));
-    assert_eq!(c.call(create("/s", b"", CreateMode::Persistent)).await.0.error, ErrorCode::NodeExists.code());
-    assert_eq!(c.call(create("/no/such", b"", CreateMode::Persistent)).await.0.error, ErrorCode::NoNode.code());
-    assert_eq!(c.call(set("/s", b"x", 5)).await.0.error, ErrorCode::BadVersion.code());
+    assert_eq!(
+        c.call(create("/s", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        ErrorCode::NodeExists.code()
+    );
+    assert_eq!(
+        c.call(create("/no/such", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        ErrorCode::NoNode.code()
+    );
+    assert_eq!(
+        c.call(set("/s", b"x", 5)).await.0.error,
+        ErrorCode::BadVersion.code()
+    );
     let (r, _) = c.call(set("/s", b"xy", 0)).await;
     let s1 = stat_of(&r);
-    assert_eq!((s1.version, s1.data_length, s1.czxid, s1.mzxid), (1, 2, s0.czxid, r.zxid));
+    assert_eq!(
+        (s1.version, s1.data_length, s1.czxid, s1.mzxid),
+        (1, 2, s0.czxid, r.zxid)
+    );
     let (r, _) = c.call(create("/s/c", b"", CreateMode::Persistent)).await;
     let (p, _) = c.call(exists("/s", false)).await;
     let ps = stat_of(&p);
-    assert_eq!((ps.cversion, ps.num_children, ps.pzxid, ps.mzxid), (1, 1, r.zxid, s1.mzxid));
-    assert_eq!(c.call(delete("/s", -1)).await.0.error, ErrorCode::NotEmpty.code());
-    assert_eq!(c.call(delete("/s/c", 3)).await.0.error, ErrorCode::BadVersion.code());
+    assert_eq!(
+        (ps.cversion, ps.num_children, ps.pzxid, ps.mzxid),
+        (1, 1, r.zxid, s1.mzxid)
+    );
+    assert_eq!(
+        c.call(delete("/s", -1)).await.0.error,
+        ErrorCode::NotEmpty.code()
+    );
+    assert_eq!(
+        c.call(delete("/s/c", 3)).await.0.error,
+        ErrorCode::BadVersion.code()
+    );
     c.call(create("/s/c/d", b"", CreateMode::Persistent)).await;
-    let (r, _) = c.call(Op::GetAllChildrenNumber(wire::PathRequest { path: "/s".into() })).await;
+    let (r, _) = c
+        .call(Op::GetAllChildrenNumber(wire::PathRequest {
+            path: "/s".into(),
+        }))
+        .await;
     match r.result {
         Some(wire::response::Result::Count(n)) => assert_eq!(n.count, 2),
         other => panic!("{other:?}"),
     }
     c.call(create("/s/e1", b"", CreateMode::Ephemeral)).await;
     c.call(create("/e2", b"", CreateMode::Ephemeral)).await;
-    let (r, _) = c.call(Op::GetEphemerals(wire::PathRequest { path: "/s".into() })).await;
+    let (r, _) = c
+        .call(Op::GetEphemerals(wire::PathRequest { path: "/s".into() }))
+        .await;
     match r.result {
         Some(wire::response::Result::Paths(p)) => assert_eq!(p.paths, vec!["/s/e1".to_string()]),
         other => panic!("{other:?}"),
     }
-    let (r, _) = c.call(Op::GetChildren(wire::GetChildrenRequest { path: "/s".into(), watch: false, with_stat: true })).await;
+    let (r, _) = c
+        .call(Op::GetChildren(wire::GetChildrenRequest {
+            path: "/s".into(),
+            watch: false,
+            with_stat: true,
+        }))
+        .await;
     match r.result {
         Some(wire::response::Result::GetChildren(g)) => {
             let mut names = g.children.clone();
@@ -163,7 +277,9 @@ async fn stat_versions_errors_and_counts() {
         }
         other => panic!("{other:?}"),
     }
-    let (r, _) = c.call(Op::Sync(wire::PathRequest { path: "/s".into() })).await;
+    let (r, _) = c
+        .call(Op::Sync(wire::PathRequest { path: "/s".into() }))
+        .await;
     assert_eq!(r.error, 0);
 }
 
@@ -173,9 +289,11 @@ async fn containers_and_ttl_nodes_are_removed_when_due() {
     let mut c = RawClient::connect(server.addr).await;
     let (r, _) = c.call(create("/box", b"", CreateMode::Container)).await;
     assert_eq!(stat_of(&r).ephemeral_owner, i64::MIN);
-    c.call(create("/box/item", b"", CreateMode::Persistent)).await;
+    c.call(create("/box/item", b"", CreateMode::Persistent))
+        .await;
     // A container that never had children stays (ZooKeeper's rule).
-    c.call(create("/fresh-box", b"", CreateMode::Container)).await;
+    c.call(create("/fresh-box", b"", CreateMode::Container))
+        .await;
     let ttl = Op::Create(wire::CreateRequest {
         path: "/ttl".into(),
         mode: CreateMode::PersistentWithTtl as i32,
@@ -184,17 +302,27 @@ async fn containers_and_ttl_nodes_are_removed_when_due() {
     });
     let (r, _) = c.call(ttl).await;
     assert_eq!(r.error, 0);
-    assert_eq!(stat_of(&r).ephemeral_owner, zabkeeper_proto::TTL_EPHEMERAL_OWNER_PREFIX | 300);
+    assert_eq!(
+        stat_of(&r).ephemeral_owner,
+        zabkeeper_proto::TTL_EPHEMERAL_OWNER_PREFIX | 300
+    );
     let bad_ttl = Op::Create(wire::CreateRequest {
         path: "/ttl2".into(),
         mode: CreateMode::PersistentWithTtl as i32,
         ttl_ms: 0,
         ..Default::default()
     });
-    assert_eq!(c.call(bad_ttl).await.0.error, ErrorCode::BadArguments.code());
+    assert_eq!(
+        c.call(bad_ttl).await.0.error,
+        ErrorCode::BadArguments.code()
+    );
 
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(c.call(exists("/box", false)).await.0.error, 0, "container with a child stays");
+    assert_eq!(
+        c.call(exists("/box", false)).await.0.error,
+        0,
+        "container with a child stays"
+    );
     c.call(delete("/box/item", -1)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -203,7 +331,10 @@ async fn containers_and_ttl_nodes_are_removed_when_due() {
         if gone_box && gone_ttl {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "container {gone_box} ttl {gone_ttl}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container {gone_box} ttl {gone_ttl}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(c.call(exists("/fresh-box", false)).await.0.error, 0);

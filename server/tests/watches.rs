@@ -23,7 +23,13 @@ async fn one_shot_data_exists_and_child_watches_fire_once() {
     let server = ServerProcess::start(&[]);
     let mut w = RawClient::connect(server.addr).await;
     let mut c = RawClient::connect(server.addr).await;
-    assert_eq!(c.call(create("/a", b"0", CreateMode::Persistent)).await.0.error, 0);
+    assert_eq!(
+        c.call(create("/a", b"0", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        0
+    );
 
     // Data watch: two sets, one event, carrying the first set's zxid.
     assert_eq!(w.call(get("/a", true)).await.0.error, 0);
@@ -31,26 +37,42 @@ async fn one_shot_data_exists_and_child_watches_fire_once() {
     let (_r2, _) = c.call(set("/a", b"2", -1)).await;
     let ev = w.events_for(Duration::from_millis(300)).await;
     assert_eq!(kinds(&ev), vec![(DATA, "/a".to_string())]);
-    assert_eq!(ev[0].zxid, stat_of(&r1).mzxid, "event carries the zxid of the change that fired it");
+    assert_eq!(
+        ev[0].zxid,
+        stat_of(&r1).mzxid,
+        "event carries the zxid of the change that fired it"
+    );
 
     // Exists watch on a missing node fires NodeCreated once.
-    assert_eq!(w.call(exists("/b", true)).await.0.error, zabkeeper_proto::ErrorCode::NoNode.code());
+    assert_eq!(
+        w.call(exists("/b", true)).await.0.error,
+        zabkeeper_proto::ErrorCode::NoNode.code()
+    );
     c.call(create("/b", b"", CreateMode::Persistent)).await;
     c.call(set("/b", b"x", -1)).await;
-    assert_eq!(kinds(&w.events_for(Duration::from_millis(300)).await), vec![(CREATED, "/b".to_string())]);
+    assert_eq!(
+        kinds(&w.events_for(Duration::from_millis(300)).await),
+        vec![(CREATED, "/b".to_string())]
+    );
 
     // Child watch: two creates, one NodeChildrenChanged.
     assert_eq!(w.call(children("/a", true)).await.0.error, 0);
     c.call(create("/a/x", b"", CreateMode::Persistent)).await;
     c.call(create("/a/y", b"", CreateMode::Persistent)).await;
-    assert_eq!(kinds(&w.events_for(Duration::from_millis(300)).await), vec![(CHILDREN, "/a".to_string())]);
+    assert_eq!(
+        kinds(&w.events_for(Duration::from_millis(300)).await),
+        vec![(CHILDREN, "/a".to_string())]
+    );
 
     // Delete fires the data watch (NodeDeleted) and the child watch of the parent.
     w.call(get("/a/x", true)).await;
     w.call(children("/a", true)).await;
     c.call(delete("/a/x", -1)).await;
     let ev = kinds(&w.events_for(Duration::from_millis(300)).await);
-    assert_eq!(ev, vec![(DELETED, "/a/x".to_string()), (CHILDREN, "/a".to_string())]);
+    assert_eq!(
+        ev,
+        vec![(DELETED, "/a/x".to_string()), (CHILDREN, "/a".to_string())]
+    );
 }
 
 #[tokio::test]
@@ -94,13 +116,22 @@ async fn persistent_and_recursive_watches_fire_every_time_in_order() {
         "persistent watches fire each time; recursive ones never send NodeChildrenChanged"
     );
     let event_zxids: Vec<i64> = ev.iter().map(|e| e.zxid).collect();
-    assert!(event_zxids.windows(2).all(|w| w[0] < w[1]), "events in zxid order: {event_zxids:?}");
+    assert!(
+        event_zxids.windows(2).all(|w| w[0] < w[1]),
+        "events in zxid order: {event_zxids:?}"
+    );
 
     // Removing the persistent watch stops it; removing it again is NoWatcher.
     let remove = |path: &str, t: wire::WatcherType| {
-        wire::request::Op::RemoveWatches(wire::RemoveWatchesRequest { path: path.into(), r#type: t as i32 })
+        wire::request::Op::RemoveWatches(wire::RemoveWatchesRequest {
+            path: path.into(),
+            r#type: t as i32,
+        })
     };
-    assert_eq!(w.call(remove("/p", wire::WatcherType::Any)).await.0.error, 0);
+    assert_eq!(
+        w.call(remove("/p", wire::WatcherType::Any)).await.0.error,
+        0
+    );
     assert_eq!(
         w.call(remove("/p", wire::WatcherType::Any)).await.0.error,
         zabkeeper_proto::ErrorCode::NoWatcher.code()
@@ -138,6 +169,10 @@ async fn notification_precedes_the_response_that_sees_the_change() {
             }
         };
         let (_, events) = tokio::join!(writer, reader);
-        assert_eq!(kinds(&events), vec![(DATA, "/o".to_string())], "round {round}");
+        assert_eq!(
+            kinds(&events),
+            vec![(DATA, "/o".to_string())],
+            "round {round}"
+        );
     }
 }

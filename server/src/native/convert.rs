@@ -35,7 +35,11 @@ pub fn acl_from_wire(acl: &[wire::Acl]) -> Vec<Acl> {
     acl.iter()
         .map(|a| {
             let id = a.id.clone().unwrap_or_default();
-            Acl { perms: a.perms, scheme: id.scheme, id: id.id }
+            Acl {
+                perms: a.perms,
+                scheme: id.scheme,
+                id: id.id,
+            }
         })
         .collect()
 }
@@ -44,7 +48,10 @@ pub fn acl_to_wire(acl: &[Acl]) -> Vec<wire::Acl> {
     acl.iter()
         .map(|a| wire::Acl {
             perms: a.perms,
-            id: Some(wire::Id { scheme: a.scheme.clone(), id: a.id.clone() }),
+            id: Some(wire::Id {
+                scheme: a.scheme.clone(),
+                id: a.id.clone(),
+            }),
         })
         .collect()
 }
@@ -65,11 +72,19 @@ fn multi_op(op: wire::Op) -> Result<WriteOp, ErrorCode> {
     use wire::op::Op as M;
     match op.op {
         Some(M::Create(c)) => create(c),
-        Some(M::Delete(d)) => Ok(WriteOp::Delete { path: path(&d.path)?, version: d.version }),
-        Some(M::SetData(s)) => {
-            Ok(WriteOp::SetData { path: path(&s.path)?, data: s.data, version: s.version })
-        }
-        Some(M::Check(c)) => Ok(WriteOp::Check { path: path(&c.path)?, version: c.version }),
+        Some(M::Delete(d)) => Ok(WriteOp::Delete {
+            path: path(&d.path)?,
+            version: d.version,
+        }),
+        Some(M::SetData(s)) => Ok(WriteOp::SetData {
+            path: path(&s.path)?,
+            data: s.data,
+            version: s.version,
+        }),
+        Some(M::Check(c)) => Ok(WriteOp::Check {
+            path: path(&c.path)?,
+            version: c.version,
+        }),
         _ => Err(ErrorCode::BadArguments),
     }
 }
@@ -77,10 +92,15 @@ fn multi_op(op: wire::Op) -> Result<WriteOp, ErrorCode> {
 fn read_op(op: wire::Op) -> Result<ReadOp, ErrorCode> {
     use wire::op::Op as M;
     match op.op {
-        Some(M::GetData(p)) => Ok(ReadOp::GetData { path: path(&p.path)?, watch: false }),
-        Some(M::GetChildren(p)) => {
-            Ok(ReadOp::GetChildren { path: path(&p.path)?, watch: false, with_stat: false })
-        }
+        Some(M::GetData(p)) => Ok(ReadOp::GetData {
+            path: path(&p.path)?,
+            watch: false,
+        }),
+        Some(M::GetChildren(p)) => Ok(ReadOp::GetChildren {
+            path: path(&p.path)?,
+            watch: false,
+            with_stat: false,
+        }),
         _ => Err(ErrorCode::BadArguments),
     }
 }
@@ -90,13 +110,26 @@ pub fn decode(op: Option<Op>) -> Result<Decoded, ErrorCode> {
     let op = op.ok_or(ErrorCode::Unimplemented)?;
     Ok(match op {
         Op::Create(c) => Decoded::Write(create(c)?),
-        Op::Delete(d) => Decoded::Write(WriteOp::Delete { path: path(&d.path)?, version: d.version }),
-        Op::Exists(p) => Decoded::Read(ReadOp::Exists { path: path(&p.path)?, watch: p.watch }),
-        Op::GetData(p) => Decoded::Read(ReadOp::GetData { path: path(&p.path)?, watch: p.watch }),
-        Op::SetData(s) => {
-            Decoded::Write(WriteOp::SetData { path: path(&s.path)?, data: s.data, version: s.version })
-        }
-        Op::GetAcl(p) => Decoded::Read(ReadOp::GetAcl { path: path(&p.path)? }),
+        Op::Delete(d) => Decoded::Write(WriteOp::Delete {
+            path: path(&d.path)?,
+            version: d.version,
+        }),
+        Op::Exists(p) => Decoded::Read(ReadOp::Exists {
+            path: path(&p.path)?,
+            watch: p.watch,
+        }),
+        Op::GetData(p) => Decoded::Read(ReadOp::GetData {
+            path: path(&p.path)?,
+            watch: p.watch,
+        }),
+        Op::SetData(s) => Decoded::Write(WriteOp::SetData {
+            path: path(&s.path)?,
+            data: s.data,
+            version: s.version,
+        }),
+        Op::GetAcl(p) => Decoded::Read(ReadOp::GetAcl {
+            path: path(&p.path)?,
+        }),
         Op::SetAcl(s) => {
             if s.acl.is_empty() {
                 return Err(ErrorCode::InvalidAcl);
@@ -114,30 +147,42 @@ pub fn decode(op: Option<Op>) -> Result<Decoded, ErrorCode> {
         }),
         Op::Sync(p) => Decoded::Sync(path(&p.path)?),
         Op::Ping(_) => Decoded::Ping,
-        Op::Check(c) => {
-            Decoded::Write(WriteOp::Multi(vec![WriteOp::Check { path: path(&c.path)?, version: c.version }]))
-        }
-        Op::Multi(m) => {
-            Decoded::Write(WriteOp::Multi(m.ops.into_iter().map(multi_op).collect::<Result<_, _>>()?))
-        }
-        Op::MultiRead(m) => {
-            Decoded::Read(ReadOp::MultiRead(m.ops.into_iter().map(read_op).collect::<Result<_, _>>()?))
-        }
-        Op::GetAllChildrenNumber(p) => {
-            Decoded::Read(ReadOp::GetAllChildrenNumber { path: path(&p.path)? })
-        }
+        Op::Check(c) => Decoded::Write(WriteOp::Multi(vec![WriteOp::Check {
+            path: path(&c.path)?,
+            version: c.version,
+        }])),
+        Op::Multi(m) => Decoded::Write(WriteOp::Multi(
+            m.ops.into_iter().map(multi_op).collect::<Result<_, _>>()?,
+        )),
+        Op::MultiRead(m) => Decoded::Read(ReadOp::MultiRead(
+            m.ops.into_iter().map(read_op).collect::<Result<_, _>>()?,
+        )),
+        Op::GetAllChildrenNumber(p) => Decoded::Read(ReadOp::GetAllChildrenNumber {
+            path: path(&p.path)?,
+        }),
         Op::GetEphemerals(p) => {
             // ZooKeeper accepts "/" and any valid prefix path.
-            Decoded::Read(ReadOp::GetEphemerals { prefix: path(&p.path)? })
+            Decoded::Read(ReadOp::GetEphemerals {
+                prefix: path(&p.path)?,
+            })
         }
         Op::AddWatch(a) => Decoded::AddWatch {
             path: path(&a.path)?,
             recursive: a.mode == wire::AddWatchMode::PersistentRecursive as i32,
         },
-        Op::RemoveWatches(r) => Decoded::RemoveWatches { path: path(&r.path)?, kind: r.r#type },
-        Op::CheckWatches(r) => Decoded::CheckWatches { path: path(&r.path)?, kind: r.r#type },
+        Op::RemoveWatches(r) => Decoded::RemoveWatches {
+            path: path(&r.path)?,
+            kind: r.r#type,
+        },
+        Op::CheckWatches(r) => Decoded::CheckWatches {
+            path: path(&r.path)?,
+            kind: r.r#type,
+        },
         Op::SetWatches(s) => Decoded::SetWatches(s),
-        Op::Auth(a) => Decoded::Auth { scheme: a.scheme, auth: a.auth.to_vec() },
+        Op::Auth(a) => Decoded::Auth {
+            scheme: a.scheme,
+            auth: a.auth.to_vec(),
+        },
         Op::WhoAmI(_) => Decoded::WhoAmI,
         Op::CloseSession(_) => Decoded::Close,
     })
@@ -163,16 +208,19 @@ fn result_to_wire(reply: Reply) -> wire::response::Result {
     use wire::response::Result as R;
     match reply {
         Reply::Empty => R::Empty(wire::Empty {}),
-        Reply::Create { path, stat } => {
-            R::Create(wire::CreateResponse { path, stat: Some(stat_to_wire(&stat)) })
-        }
+        Reply::Create { path, stat } => R::Create(wire::CreateResponse {
+            path,
+            stat: Some(stat_to_wire(&stat)),
+        }),
         Reply::Stat(s) => R::Stat(stat_to_wire(&s)),
-        Reply::Data { data, stat } => {
-            R::GetData(wire::GetDataResponse { data, stat: Some(stat_to_wire(&stat)) })
-        }
-        Reply::Children { children, stat } => {
-            R::GetChildren(wire::GetChildrenResponse { children, stat: Some(stat_to_wire(&stat)) })
-        }
+        Reply::Data { data, stat } => R::GetData(wire::GetDataResponse {
+            data,
+            stat: Some(stat_to_wire(&stat)),
+        }),
+        Reply::Children { children, stat } => R::GetChildren(wire::GetChildrenResponse {
+            children,
+            stat: Some(stat_to_wire(&stat)),
+        }),
         Reply::Acl { acl, stat } => R::GetAcl(wire::GetAclResponse {
             acl: acl_to_wire(&acl),
             stat: Some(stat_to_wire(&stat)),
@@ -195,20 +243,27 @@ fn result_to_wire(reply: Reply) -> wire::response::Result {
 fn op_result_to_wire(r: Result<Reply, ErrorCode>) -> wire::OpResult {
     use wire::op_result::Result as R;
     match r {
-        Err(e) => wire::OpResult { error: e.code(), result: None },
+        Err(e) => wire::OpResult {
+            error: e.code(),
+            result: None,
+        },
         Ok(reply) => {
             let result = match reply {
-                Reply::Create { path, stat } => {
-                    Some(R::Create(wire::CreateResponse { path, stat: Some(stat_to_wire(&stat)) }))
-                }
-                Reply::Stat(s) => Some(R::SetData(stat_to_wire(&s))),
-                Reply::Data { data, stat } => {
-                    Some(R::GetData(wire::GetDataResponse { data, stat: Some(stat_to_wire(&stat)) }))
-                }
-                Reply::Children { children, stat } => Some(R::GetChildren(wire::GetChildrenResponse {
-                    children,
+                Reply::Create { path, stat } => Some(R::Create(wire::CreateResponse {
+                    path,
                     stat: Some(stat_to_wire(&stat)),
                 })),
+                Reply::Stat(s) => Some(R::SetData(stat_to_wire(&s))),
+                Reply::Data { data, stat } => Some(R::GetData(wire::GetDataResponse {
+                    data,
+                    stat: Some(stat_to_wire(&stat)),
+                })),
+                Reply::Children { children, stat } => {
+                    Some(R::GetChildren(wire::GetChildrenResponse {
+                        children,
+                        stat: Some(stat_to_wire(&stat)),
+                    }))
+                }
                 // delete and check succeed with no payload.
                 _ => Some(R::Check(wire::Empty {})),
             };
@@ -228,13 +283,21 @@ pub fn response(xid: i32, zxid: i64, outcome: Outcome) -> wire::ServerFrame {
                 results: f
                     .results
                     .into_iter()
-                    .map(|error| wire::OpResult { error, result: None })
+                    .map(|error| wire::OpResult {
+                        error,
+                        result: None,
+                    })
                     .collect(),
             })),
         ),
     };
     wire::ServerFrame {
-        kind: Some(wire::server_frame::Kind::Response(wire::Response { xid, zxid, error, result })),
+        kind: Some(wire::server_frame::Kind::Response(wire::Response {
+            xid,
+            zxid,
+            error,
+            result,
+        })),
     }
 }
 
@@ -260,9 +323,15 @@ mod tests {
 
     #[test]
     fn invalid_paths_are_bad_arguments() {
-        let op = Op::GetData(wire::PathWatchRequest { path: "a/b".into(), watch: false });
+        let op = Op::GetData(wire::PathWatchRequest {
+            path: "a/b".into(),
+            watch: false,
+        });
         assert_eq!(decode(Some(op)), Err(ErrorCode::BadArguments));
-        let op = Op::Create(wire::CreateRequest { path: "/a/".into(), ..Default::default() });
+        let op = Op::Create(wire::CreateRequest {
+            path: "/a/".into(),
+            ..Default::default()
+        });
         assert_eq!(decode(Some(op)), Err(ErrorCode::BadArguments));
         let op = Op::Create(wire::CreateRequest {
             path: "/a/".into(),
@@ -270,13 +339,20 @@ mod tests {
             ..Default::default()
         });
         assert!(decode(Some(op)).is_ok());
-        let op = Op::Create(wire::CreateRequest { path: "/a".into(), mode: 42, ..Default::default() });
+        let op = Op::Create(wire::CreateRequest {
+            path: "/a".into(),
+            mode: 42,
+            ..Default::default()
+        });
         assert_eq!(decode(Some(op)), Err(ErrorCode::BadArguments));
     }
 
     #[test]
     fn empty_acl_means_open_on_create() {
-        let op = Op::Create(wire::CreateRequest { path: "/a".into(), ..Default::default() });
+        let op = Op::Create(wire::CreateRequest {
+            path: "/a".into(),
+            ..Default::default()
+        });
         match decode(Some(op)).unwrap() {
             Decoded::Write(WriteOp::Create { acl, .. }) => assert_eq!(acl, Acl::open()),
             other => panic!("{other:?}"),
@@ -287,12 +363,20 @@ mod tests {
     fn failed_multi_carries_per_op_codes() {
         let f = crate::reply::MultiFailure {
             code: ErrorCode::NoNode,
-            results: vec![0, ErrorCode::NoNode.code(), ErrorCode::RuntimeInconsistency.code()],
+            results: vec![
+                0,
+                ErrorCode::NoNode.code(),
+                ErrorCode::RuntimeInconsistency.code(),
+            ],
         };
         let frame = response(5, 9, Outcome::MultiFailed(f));
-        let Some(wire::server_frame::Kind::Response(r)) = frame.kind else { panic!() };
+        let Some(wire::server_frame::Kind::Response(r)) = frame.kind else {
+            panic!()
+        };
         assert_eq!((r.xid, r.zxid, r.error), (5, 9, -101));
-        let Some(wire::response::Result::Multi(m)) = r.result else { panic!() };
+        let Some(wire::response::Result::Multi(m)) = r.result else {
+            panic!()
+        };
         let codes: Vec<i32> = m.results.iter().map(|r| r.error).collect();
         assert_eq!(codes, vec![0, -101, -2]);
     }

@@ -86,7 +86,9 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
     let mut writer: Writer = FramedWrite::new(w, Codec::new(max));
 
     let request = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next()).await {
-        Ok(Some(Ok(wire::ClientFrame { kind: Some(In::Connect(req)) }))) => req,
+        Ok(Some(Ok(wire::ClientFrame {
+            kind: Some(In::Connect(req)),
+        }))) => req,
         Ok(Some(Ok(_))) => {
             warn!(%peer, "closing connection: first frame is not a ConnectRequest");
             return;
@@ -116,12 +118,21 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
                 message,
                 ..Default::default()
             };
-            let _ = writer.send(wire::ServerFrame { kind: Some(Out::Connect(resp)) }).await;
+            let _ = writer
+                .send(wire::ServerFrame {
+                    kind: Some(Out::Connect(resp)),
+                })
+                .await;
             core.unregister_conn(conn_id, None);
             return;
         }
     };
-    let Grant { session_id, timeout_ms, password, zxid } = grant;
+    let Grant {
+        session_id,
+        timeout_ms,
+        password,
+        zxid,
+    } = grant;
     let resp = wire::ConnectResponse {
         error: 0,
         protocol_version: zabkeeper_proto::PROTOCOL_VERSION,
@@ -132,7 +143,13 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
         zxid,
         message: String::new(),
     };
-    if writer.send(wire::ServerFrame { kind: Some(Out::Connect(resp)) }).await.is_err() {
+    if writer
+        .send(wire::ServerFrame {
+            kind: Some(Out::Connect(resp)),
+        })
+        .await
+        .is_err()
+    {
         core.unregister_conn(conn_id, Some(session_id));
         return;
     }
@@ -163,7 +180,11 @@ async fn handle(stream: TcpStream, peer: SocketAddr, core: Arc<Core>, shutdown: 
 enum Slot {
     /// A write (or sync) submitted to the core; filled by its completion.
     Waiting { xid: i32, close_after: bool },
-    Done { xid: i32, outcome: Outcome, close_after: bool },
+    Done {
+        xid: i32,
+        outcome: Outcome,
+        close_after: bool,
+    },
     /// A read-like request deferred behind earlier writes.
     Deferred { xid: i32, request: Decoded },
 }
@@ -267,18 +288,32 @@ impl Connection {
         match decoded {
             Decoded::Write(op) => {
                 let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting { xid, close_after: false });
+                self.pending.push_back(Slot::Waiting {
+                    xid,
+                    close_after: false,
+                });
                 self.core.submit(self.session_id, xid, op, completion);
             }
             Decoded::Close => {
                 let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting { xid, close_after: true });
+                self.pending.push_back(Slot::Waiting {
+                    xid,
+                    close_after: true,
+                });
                 self.closing = true;
-                self.core.submit(self.session_id, xid, crate::request::WriteOp::CloseSession, completion);
+                self.core.submit(
+                    self.session_id,
+                    xid,
+                    crate::request::WriteOp::CloseSession,
+                    completion,
+                );
             }
             Decoded::Sync(path) => {
                 let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting { xid, close_after: false });
+                self.pending.push_back(Slot::Waiting {
+                    xid,
+                    close_after: false,
+                });
                 self.core.sync(path, completion);
             }
             request => {
@@ -294,18 +329,31 @@ impl Connection {
     }
 
     fn next_completion(&self) -> Completion {
-        Completion { tx: self.done_tx.clone(), seq: self.base_seq + self.pending.len() as u64 }
+        Completion {
+            tx: self.done_tx.clone(),
+            seq: self.base_seq + self.pending.len() as u64,
+        }
     }
 
     fn push_ready(&mut self, xid: i32, outcome: Outcome, close_after: bool) {
-        self.pending.push_back(Slot::Done { xid, outcome, close_after });
+        self.pending.push_back(Slot::Done {
+            xid,
+            outcome,
+            close_after,
+        });
     }
 
     fn fill(&mut self, seq: u64, outcome: Outcome) {
-        let Some(index) = seq.checked_sub(self.base_seq) else { return };
+        let Some(index) = seq.checked_sub(self.base_seq) else {
+            return;
+        };
         if let Some(slot) = self.pending.get_mut(index as usize) {
             if let Slot::Waiting { xid, close_after } = *slot {
-                *slot = Slot::Done { xid, outcome, close_after };
+                *slot = Slot::Done {
+                    xid,
+                    outcome,
+                    close_after,
+                };
             }
         }
     }
@@ -320,7 +368,11 @@ impl Connection {
             let slot = self.pending.pop_front().expect("front checked above");
             self.base_seq += 1;
             match slot {
-                Slot::Done { xid, outcome, close_after } => {
+                Slot::Done {
+                    xid,
+                    outcome,
+                    close_after,
+                } => {
                     self.respond(xid, outcome).await?;
                     if close_after {
                         self.writer.flush().await?;
@@ -340,14 +392,21 @@ impl Connection {
     fn execute(&mut self, request: Decoded) -> Outcome {
         let core = &self.core;
         match request {
+            Decoded::Read(crate::request::ReadOp::GetEphemerals { prefix }) => {
+                core.get_ephemerals(self.session_id, &prefix)
+            }
             Decoded::Read(op) => core.read(self.conn_id, &op),
             Decoded::Ping => Outcome::Ok(Reply::Empty),
             Decoded::AddWatch { path, recursive } => {
                 core.add_watch(self.conn_id, &path, recursive);
                 Outcome::Ok(Reply::Empty)
             }
-            Decoded::RemoveWatches { path, kind } => core.remove_watches(self.conn_id, &path, kind, true),
-            Decoded::CheckWatches { path, kind } => core.remove_watches(self.conn_id, &path, kind, false),
+            Decoded::RemoveWatches { path, kind } => {
+                core.remove_watches(self.conn_id, &path, kind, true)
+            }
+            Decoded::CheckWatches { path, kind } => {
+                core.remove_watches(self.conn_id, &path, kind, false)
+            }
             Decoded::SetWatches(req) => {
                 core.set_watches(self.conn_id, &req);
                 Outcome::Ok(Reply::Empty)
@@ -381,7 +440,9 @@ impl Connection {
             }
         }
         let zxid = self.core.last_zxid();
-        self.writer.feed(convert::response(xid, zxid, outcome)).await?;
+        self.writer
+            .feed(convert::response(xid, zxid, outcome))
+            .await?;
         Ok(())
     }
 }

@@ -144,7 +144,9 @@ impl std::fmt::Debug for GroupCommit {
 impl GroupCommit {
     /// Starts the thread. `on_durable(z)` is called (on that thread) after
     /// each sync with the highest durable zxid `z`; `on_fatal` once if the
-    /// log fails.
+    /// log fails. The callbacks must be quick and must not call back into
+    /// this handle's blocking methods (that would deadlock the thread);
+    /// forward to a channel instead.
     pub fn spawn(
         log: Box<dyn TxnLog>,
         on_durable: Box<dyn Fn(u64) + Send>,

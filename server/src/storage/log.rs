@@ -87,6 +87,8 @@ pub fn record_size(len: usize) -> u64 {
 #[derive(Debug)]
 struct Segment {
     path: PathBuf,
+    /// The zxid in the file name.
+    name: u64,
     file: File,
     salt: u32,
     base: u64,
@@ -267,6 +269,7 @@ fn create_segment(dir: &Path, name: u64, base: u64, size: u64) -> Result<Segment
     fsync_dir(dir)?;
     Ok(Segment {
         path,
+        name,
         file,
         salt,
         base,
@@ -350,13 +353,22 @@ impl FileTxnLog {
             let seg = scan_segment(&dir, name, prev_last, i + 1 == n)?;
             segments.push(seg);
         }
-        // An empty segment after others is a roll-over whose first record
-        // never became durable; drop it so names stay first-zxid bounds.
-        if segments.len() > 1 && segments.last().is_some_and(|s| s.last.is_none()) {
-            if let Some(s) = segments.pop() {
-                tracing::info!(file = %s.path.display(), "removing empty last segment");
-                fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
-                fsync_dir(&dir)?;
+        // An empty last segment not named `base + 1` is a roll-over whose
+        // first record never became durable. Appending to it could put a
+        // smaller zxid under its name, so it goes; if it was the only
+        // segment (the ones before were purged), an empty segment named
+        // `base + 1` is created first so the base survives.
+        if let Some(s) = segments.last().filter(|s| s.last.is_none()) {
+            if s.name != s.base.saturating_add(1) {
+                let (base, size) = (s.base, s.size);
+                if let Some(s) = segments.pop() {
+                    if segments.is_empty() {
+                        segments.push(create_segment(&dir, base.saturating_add(1), base, size)?);
+                    }
+                    tracing::info!(file = %s.path.display(), "removing empty last segment");
+                    fs::remove_file(&s.path).map_err(io_err("remove", &s.path))?;
+                    fsync_dir(&dir)?;
+                }
             }
         }
         let last = segments.last().map_or(0, Segment::last_or_base);
@@ -541,6 +553,20 @@ fn recover_reset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Offset of the first 8-byte word at or after `from` (a multiple of 8)
+/// holding a non-zero byte; a short last word counts as a word.
+fn first_nonzero_word(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    if let Some(i) = words.by_ref().position(|w| w != [0u8; 8]) {
+        return Some(from + i * 8);
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .any(|b| *b != 0)
+        .then(|| from + rest.len() - tail.len())
+}
+
 /// Reads and checks one segment. `prev_last` is the last zxid of the segment
 /// before (which must equal this one's base); `is_last` allows a torn tail.
 fn scan_segment(dir: &Path, name: u64, prev_last: Option<u64>, is_last: bool) -> Result<Segment> {
@@ -567,6 +593,7 @@ fn scan_segment(dir: &Path, name: u64, prev_last: Option<u64>, is_last: bool) ->
         .map_err(io_err("open", &path))?;
     let mut seg = Segment {
         path: path.clone(),
+        name,
         file,
         salt,
         base,
@@ -603,8 +630,15 @@ fn scan_segment(dir: &Path, name: u64, prev_last: Option<u64>, is_last: bool) ->
         cut_segment(&mut seg, off as u64)?;
     }
     // Anything valid after the stop point means the stop is not a torn tail.
+    // Zero words are skipped fast: the preallocated rest of the segment is
+    // mostly zeros. A record header holding a non-zero word starts at that
+    // word or at the one before (when its len and crc are both zero).
     let mut p = off + 8;
     while p + RECORD_HEADER as usize <= bytes.len() {
+        let Some(q) = first_nonzero_word(&bytes, p) else {
+            break;
+        };
+        p = q.saturating_sub(8).max(p);
         if let Parsed::Record { zxid, .. } = parse_record(&bytes, p, salt, seg.last_or_base()) {
             return Err(corrupt(
                 off as u64,
@@ -616,7 +650,7 @@ fn scan_segment(dir: &Path, name: u64, prev_last: Option<u64>, is_last: bool) ->
         }
         p += 8;
     }
-    let garbage = bytes[off.min(bytes.len())..].iter().any(|b| *b != 0);
+    let garbage = first_nonzero_word(&bytes, off).is_some();
     if garbage {
         let reason = bad_reason.unwrap_or_else(|| "non-zero bytes after the end".into());
         if !is_last {
@@ -718,7 +752,7 @@ impl TxnLog for FileTxnLog {
             .iter()
             .rposition(|s| s.first.is_some_and(|f| f <= zxid));
         let Some(k) = keep else {
-            return self.replace_with_empty(zxid);
+            return self.replace_with_empty(zxid.min(self.base_zxid()));
         };
         let mut removed = false;
         while self.segments.len() > k + 1 {
@@ -762,5 +796,23 @@ impl TxnLog for FileTxnLog {
 
     fn reset(&mut self, after: u64) -> Result<()> {
         self.replace_with_empty(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_nonzero_word_finds_words_and_short_tails() {
+        let mut b = vec![0u8; 64];
+        assert_eq!(first_nonzero_word(&b, 0), None);
+        b[19] = 1;
+        assert_eq!(first_nonzero_word(&b, 0), Some(16));
+        assert_eq!(first_nonzero_word(&b, 16), Some(16));
+        assert_eq!(first_nonzero_word(&b, 24), None);
+        b.extend_from_slice(&[0, 0, 3]);
+        assert_eq!(first_nonzero_word(&b, 24), Some(64));
+        assert_eq!(first_nonzero_word(&b, 200), None);
     }
 }

@@ -113,7 +113,7 @@ impl TxnLog for MemoryTxnLog {
         let mut d = self.disk.lock();
         let keep = d.records.partition_point(|r| r.0 <= zxid);
         d.records.truncate(keep);
-        if d.records.is_empty() {
+        if zxid < d.base {
             d.base = zxid;
         }
         self.last = d.records.last().map_or(d.base, |r| r.0);

@@ -24,6 +24,8 @@
 //! ```text
 //! [u32 payload len][u32 crc32c(zxid LE bytes ++ payload)][u64 zxid][payload][0-7 zero bytes]
 //! ```
+//! The CRC is seeded with a random per-segment salt kept in the segment
+//! header, so bytes a client puts in a payload can never pass for a record.
 //! An all-zero record header marks the end of the data (zxid 0 is never a
 //! valid record, so a real record never has one). Segments are preallocated
 //! (`fallocate`) so appending does not change the file size, and `fdatasync`
@@ -54,11 +56,26 @@
 //! # Zxid floor
 //! Every log has a *base* zxid: all records it holds are greater, and all
 //! records greater than the base that were ever made durable (and not
-//! truncated) are present. A new log has base 0; [`TxnLog::reset`] and
-//! [`TxnLog::purge_before`] raise it. [`TxnLog::read_after`] below the base
-//! returns [`Error::Compacted`] rather than a silently incomplete answer.
-//! [`TxnLog::last_zxid`] is the newest record, or the base when the log holds
-//! no record.
+//! truncated) are present. A new log has base 0; [`TxnLog::reset`] sets it,
+//! [`TxnLog::purge_before`] raises it, and [`TxnLog::truncate_after`] to a
+//! zxid below it lowers it to that zxid (emptying the log). The base is
+//! persisted (in the first segment's header), so it survives a restart.
+//! [`TxnLog::read_after`] below the base returns [`Error::Compacted`] rather
+//! than a silently incomplete answer. [`TxnLog::last_zxid`] is the newest
+//! record, or the base when the log holds no record.
+//!
+//! # How the server is expected to use it
+//! - Start: load [`SnapshotStore::latest`] at zxid `S` (or an empty tree at
+//!   0), open the log, apply `read_after(S)` in order; the server's last zxid
+//!   is `max(S, last_zxid())`. `Compacted` here means the log was purged past
+//!   the snapshot: fatal.
+//! - Leader DIFF for a follower at `F`: `read_after(F)`; `Compacted` means
+//!   send a SNAP instead.
+//! - Follower TRUNC to `T`: `truncate_after(T)`; snapshots newer than `T`
+//!   hold undone txns and must be deleted by the caller.
+//! - Follower SNAP at `S`: `save(S, body)` then `reset(S)`.
+//! - Compaction: after a snapshot at `S`, `SnapshotStore::purge(n)` and
+//!   `purge_before(oldest kept snapshot zxid + 1)`.
 
 pub mod epoch;
 mod fsutil;
@@ -69,6 +86,8 @@ pub mod snapshot;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod kill9;
 
 use std::path::PathBuf;
 
@@ -79,6 +98,28 @@ pub use group_commit::{GroupCommit, GroupCommitStats};
 pub use log::{FileTxnLog, LogOptions};
 pub use memory::{MemoryLogDisk, MemorySnapshotStore, MemoryTxnLog};
 pub use snapshot::FileSnapshotStore;
+
+/// The three stores of one server's data directory, laid out as in the
+/// module doc (`DIR/log`, `DIR/snapshot`, `DIR/acceptedEpoch`,
+/// `DIR/currentEpoch`).
+#[derive(Debug)]
+pub struct DataDir {
+    pub log: FileTxnLog,
+    pub snapshots: FileSnapshotStore,
+    pub epochs: FileEpochStore,
+}
+
+impl DataDir {
+    /// Opens (creating as needed) every store under `dir`.
+    pub fn open(dir: impl AsRef<std::path::Path>, log_options: LogOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        Ok(DataDir {
+            epochs: FileEpochStore::open(dir)?,
+            snapshots: FileSnapshotStore::open(dir.join("snapshot"))?,
+            log: FileTxnLog::open(dir.join("log"), log_options)?,
+        })
+    }
+}
 
 /// Errors of the storage layer. All of them are fatal for the server except
 /// [`Error::Compacted`] (the caller asked for history that was purged; send a
@@ -135,8 +176,9 @@ pub trait TxnLog: Send {
     /// [`Error::Compacted`] if `zxid` is below the base.
     fn read_after(&self, zxid: u64) -> Result<Vec<(u64, Bytes)>>;
     /// Durably drops every record with zxid greater than `zxid` (ZAB TRUNC).
-    /// Records kept become durable too. When no record is left the log
-    /// behaves as after `reset(zxid)`.
+    /// Records kept become durable too. The base does not move, unless
+    /// `zxid` is below it: then the log is empty with base `zxid`, as after
+    /// `reset(zxid)`.
     fn truncate_after(&mut self, zxid: u64) -> Result<()>;
     /// Deletes whole segments that hold only records below `zxid`; the base
     /// rises to the last deleted record. Records `>= zxid` are always kept,
@@ -153,7 +195,7 @@ pub trait SnapshotStore: Send {
     /// same zxid is replaced.
     fn save(&mut self, zxid: u64, body: &[u8]) -> Result<()>;
     /// The newest valid snapshot. Corrupt newer ones are skipped with a
-    /// warning.
+    /// warning; an I/O error (unreadable file) is returned, not skipped.
     fn latest(&self) -> Result<Option<(u64, Bytes)>>;
     /// Zxids of the stored snapshots (valid or not), ascending.
     fn list(&self) -> Result<Vec<u64>>;
