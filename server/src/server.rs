@@ -153,7 +153,11 @@ impl Server {
         ];
         info!(%native_addr, "serving native protocol");
         if let Some(l) = zk_listener {
-            tasks.push(tokio::spawn(crate::zk::serve(l, core.clone(), shutdown.clone())));
+            tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                shutdown.clone(),
+            )));
             info!(zk_addr = ?zk_addr, "serving ZooKeeper protocol");
         }
         Ok(Server {
