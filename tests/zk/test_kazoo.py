@@ -5,6 +5,7 @@ binary from target/debug or $ZABKEEPER_BIN). Without kazoo it exits 77 with a me
 tests/zk/run.sh turns that into a failure when ZK_COMPAT_REQUIRED=1 (CI).
 """
 import os
+import signal
 import sys
 import threading
 import time
@@ -167,6 +168,12 @@ class KazooTest(unittest.TestCase):
         self.assertTrue(other.Lock("/xlock", "new").acquire(timeout=5), "the lock died with the session")
 
     def test_server_restart_keeps_session_and_data(self):
+        self.restart_case(signal.SIGTERM)
+
+    def test_server_kill9_keeps_acknowledged_writes_and_session(self):
+        self.restart_case(signal.SIGKILL)
+
+    def restart_case(self, sig):
         zk = self.client(timeout=4.0)
         zk.create("/durable", b"kept")
         zk.create("/eph", ephemeral=True)
@@ -174,7 +181,7 @@ class KazooTest(unittest.TestCase):
         seen = []
         DataWatch(zk, "/durable", lambda data, stat: seen.append(data))
         wait_for(lambda: seen == [b"kept"], what="data watch")
-        self.server.restart()
+        self.server.restart(sig)
         wait_for(lambda: zk.connected, timeout=15, what="reconnect")
         self.assertEqual(zk.client_id, session, "the session survived the restart")
         self.assertEqual(zk.get("/durable")[0], b"kept")
