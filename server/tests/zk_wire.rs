@@ -1035,6 +1035,20 @@ async fn four_letter_words() {
     assert_eq!(mntr["zk_ephemerals_count"], "1");
     assert_eq!(mntr["zk_znode_count"].parse::<usize>().unwrap(), nodes);
     assert!(mntr["zk_packets_received"].parse::<u64>().unwrap() >= 4);
+    let (min, avg, max): (u64, f64, u64) = (
+        mntr["zk_min_latency"].parse().unwrap(),
+        mntr["zk_avg_latency"].parse().unwrap(),
+        mntr["zk_max_latency"].parse().unwrap(),
+    );
+    assert!(
+        min as f64 <= avg && avg <= max as f64 + 1.0,
+        "{min}/{avg}/{max}"
+    );
+    let lat = srvr
+        .lines()
+        .find_map(|l| l.strip_prefix("Latency min/avg/max: "))
+        .unwrap();
+    assert_eq!(lat.split('/').count(), 3, "{lat}");
 
     let conf = four(addr, "conf").await;
     assert!(

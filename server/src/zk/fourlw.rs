@@ -5,8 +5,8 @@
 //! → `ServerStats.toString()` lines (`stat` adds the client list); `mntr` → `key<TAB>value`
 //! lines; `conf` → `key=value` lines; `envi` → `Environment:` then `key=value`; `wchs` → the
 //! watch summary; `cons` → one line per connection; `dump` → sessions and ephemerals; `isro`
-//! → `rw`. zabkeeper runs standalone, so the mode is always `standalone`. Request latencies are
-//! not measured yet and are reported as 0.
+//! → `rw`. zabkeeper runs standalone, so the mode is always `standalone`. Latencies are measured
+//! from a request's arrival to its reply, in whole milliseconds for min/max as ZooKeeper does.
 
 use super::Stats;
 use crate::core::{ConnId, Core};
@@ -137,8 +137,9 @@ fn brief(c: &ConnInfo) -> String {
 }
 
 fn server_stats(core: &Core, stats: &Stats) -> String {
+    let (min, avg, max) = stats.latency.millis();
     format!(
-        "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {min}/{avg:.4}/{max}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
         stats.received.load(Ordering::Relaxed),
         stats.sent.load(Ordering::Relaxed),
         stats.registry.len(),
@@ -168,13 +169,14 @@ fn mntr(core: &Core, stats: &Stats) -> String {
         (tree.node_count(), tree.approximate_data_size(), eph)
     };
     let watches = core.watches.lock().len();
+    let (min, avg, max) = stats.latency.millis();
     let (open_fds, max_fds) = fds();
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", version()),
         ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", "0.0".into()),
-        ("zk_max_latency", "0".into()),
-        ("zk_min_latency", "0".into()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", max.to_string()),
+        ("zk_min_latency", min.to_string()),
         (
             "zk_packets_received",
             stats.received.load(Ordering::Relaxed).to_string(),

@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -63,6 +63,52 @@ pub struct Stats {
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub registry: fourlw::Registry,
+    /// Request latencies (arrival of the request to its reply being queued), in µs.
+    pub latency: Latency,
+}
+
+/// Min/avg/max of request latencies, as ZooKeeper's `ServerStats` reports them.
+#[derive(Debug)]
+pub struct Latency {
+    min_us: AtomicU64,
+    max_us: AtomicU64,
+    total_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            min_us: AtomicU64::new(u64::MAX),
+            max_us: AtomicU64::new(0),
+            total_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Latency {
+    pub fn record(&self, elapsed: Duration) {
+        let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.min_us.fetch_min(us, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (min, avg, max) in milliseconds; zeros before the first request.
+    pub fn millis(&self) -> (u64, f64, u64) {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return (0, 0.0, 0);
+        }
+        let avg = self.total_us.load(Ordering::Relaxed) as f64 / count as f64 / 1000.0;
+        (
+            self.min_us.load(Ordering::Relaxed) / 1000,
+            avg,
+            self.max_us.load(Ordering::Relaxed) / 1000,
+        )
+    }
 }
 
 /// Accepts ZooKeeper-protocol connections until `shutdown` is cancelled.
@@ -211,6 +257,7 @@ async fn handle(
         outbox: outbox_rx,
         done_tx,
         pending: VecDeque::new(),
+        arrivals: VecDeque::new(),
         base_seq: 0,
         auth: Vec::new(),
         closing: false,
@@ -257,6 +304,8 @@ struct Connection {
     done_tx: mpsc::UnboundedSender<(u64, Outcome)>,
     /// Slots in request order; `base_seq` is the sequence number of the front.
     pending: VecDeque<Slot>,
+    /// Arrival time of every request not answered yet, in request order (one reply each).
+    arrivals: VecDeque<Instant>,
     base_seq: u64,
     /// Identities added by `auth` packets: (scheme, user).
     auth: Vec<(String, String)>,
@@ -340,6 +389,7 @@ impl Connection {
             }
         };
         let xid = header.xid;
+        self.arrivals.push_back(Instant::now());
         if !self.core.touch(self.session_id) {
             // The session expired or was closed under us: tell the client, then close.
             self.pending.push_back(Slot::Done {
@@ -549,6 +599,9 @@ impl Connection {
                     return Err(ConnEnd::SessionEnded(code));
                 }
             }
+        }
+        if let Some(at) = self.arrivals.pop_front() {
+            self.stats.latency.record(at.elapsed());
         }
         let (err, body) = convert::response(shape, outcome);
         let zxid = self.core.last_zxid();
