@@ -1077,3 +1077,65 @@ async fn four_letter_words() {
     );
     drop(s);
 }
+
+#[tokio::test]
+async fn own_change_notification_precedes_the_write_reply_and_set_watches_v1() {
+    let (_s, addr) = start();
+    let mut zk = Zk::connect(addr).await;
+    zk.ok(Request::Create(create("/own", b"", 0))).await;
+    zk.ok(Request::GetData(GetDataRequest {
+        path: "/own".into(),
+        watch: true,
+    }))
+    .await;
+    let Response::SetData(sd) = zk
+        .ok(Request::SetData(SetDataRequest {
+            path: "/own".into(),
+            data: b"1".to_vec(),
+            version: -1,
+        }))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        zk.events.len(),
+        1,
+        "the session's own change is notified before its reply"
+    );
+    assert_eq!(zk.events[0].0.zxid, sd.stat.mzxid);
+    assert_eq!(zk.events[0].1.event_type, 3);
+
+    // setWatches (opcode 101, no persistent lists) after reconnecting: a child watch on a
+    // node whose children changed fires at once.
+    let seen = sd.stat.mzxid;
+    let mut other = Zk::connect(addr).await;
+    other.ok(Request::Create(create("/own/kid", b"", 0))).await;
+    let mut resume = new_session();
+    resume.session_id = zk.session.session_id;
+    resume.passwd = zk.session.passwd.clone();
+    resume.last_zxid_seen = seen;
+    let mut again = Zk::connect_with(addr, &resume).await;
+    let (err, _) = again
+        .call(Request::SetWatches(SetWatches {
+            relative_zxid: seen,
+            data_watches: vec![],
+            exist_watches: vec!["/still-missing".into()],
+            child_watches: vec!["/own".into()],
+        }))
+        .await;
+    assert_eq!(err, 0);
+    again.ok(Request::Ping).await;
+    let got: Vec<(i32, String)> = again
+        .events
+        .drain(..)
+        .map(|(_, e)| (e.event_type, e.path))
+        .collect();
+    assert_eq!(got, vec![(4, "/own".to_string())]);
+    // The exist watch was kept and fires on creation.
+    other
+        .ok(Request::Create(create("/still-missing", b"", 0)))
+        .await;
+    let (_, ev) = again.event().await;
+    assert_eq!((ev.event_type, ev.path.as_str()), (1, "/still-missing"));
+}
