@@ -20,6 +20,8 @@ pub struct Config {
     pub bind: IpAddr,
     /// Native protocol port.
     pub port: u16,
+    /// ZooKeeper-protocol port (`zk/`); 0 turns the ZooKeeper front-end off.
+    pub zk_port: u16,
     /// Basic time unit in ms; session timeouts are negotiated into [2, 20] ticks.
     pub tick_ms: u64,
     /// Lower bound of negotiated session timeouts (default 2 ticks).
@@ -93,6 +95,7 @@ impl Default for Config {
             data_dir: PathBuf::from("zabkeeper-data"),
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 2281,
+            zk_port: 2181,
             tick_ms: 2000,
             min_session_timeout_ms: None,
             max_session_timeout_ms: None,

@@ -12,6 +12,7 @@
 //! * `storage/`: the txn log (CRC'd records, group commit), snapshots, epoch files.
 //! * `session.rs`: leases, session ids and passwords.
 //! * `native/`: the native prost protocol, one task per connection.
+//! * `zk/`: ZooKeeper's jute protocol on `zk_port`, mapped onto the same requests.
 //! * `config.rs`, `error.rs`, `server.rs` (start, recovery, shutdown).
 
 pub mod apply;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod storage;
 pub mod tree;
 pub mod txn;
+pub mod zk;
 
 /// Wall-clock time in milliseconds since the Unix epoch (txn times, TTL checks).
 pub fn now_ms() -> i64 {

@@ -23,6 +23,9 @@ struct Args {
     /// Native client port (config key `port`).
     #[arg(long)]
     port: Option<u16>,
+    /// ZooKeeper-protocol port, 0 for none (config key `zk_port`).
+    #[arg(long)]
+    zk_port: Option<u16>,
     /// Address to bind the client ports to (config key `bind`).
     #[arg(long)]
     bind: Option<IpAddr>,
@@ -80,6 +83,7 @@ impl Args {
         set!(
             data_dir,
             port,
+            zk_port,
             bind,
             tick_ms,
             max_frame,

@@ -29,6 +29,7 @@ use tracing::info;
 /// A running server.
 pub struct Server {
     native_addr: SocketAddr,
+    zk_addr: Option<SocketAddr>,
     core: Arc<Core>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -194,6 +195,11 @@ impl Server {
         };
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let native_addr = listener.local_addr()?;
+        let zk_listener = match config.zk_port {
+            0 => None,
+            port => Some(TcpListener::bind((config.bind, port)).await?),
+        };
+        let zk_addr = zk_listener.as_ref().map(|l| l.local_addr()).transpose()?;
 
         let shutdown = CancellationToken::new();
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
@@ -218,7 +224,7 @@ impl Server {
             recovered.epoch,
             recovered.since_snapshot,
         );
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())),
             tokio::spawn(crate::native::serve(
                 listener,
@@ -227,8 +233,17 @@ impl Server {
             )),
         ];
         info!(%native_addr, "serving native protocol");
+        if let Some(l) = zk_listener {
+            tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                shutdown.clone(),
+            )));
+            info!(zk_addr = ?zk_addr, "serving ZooKeeper protocol");
+        }
         Ok(Server {
             native_addr,
+            zk_addr,
             core,
             shutdown,
             tasks,
@@ -315,6 +330,11 @@ impl Server {
 
     pub fn native_addr(&self) -> SocketAddr {
         self.native_addr
+    }
+
+    /// The ZooKeeper-protocol address, unless `zk_port` is 0.
+    pub fn zk_addr(&self) -> Option<SocketAddr> {
+        self.zk_addr
     }
 
     pub fn core(&self) -> &Arc<Core> {

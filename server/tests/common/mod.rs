@@ -46,6 +46,12 @@ impl ServerProcess {
             .arg(dir)
             .arg("--port")
             .arg(port.to_string())
+            // The ZooKeeper port defaults to 2181; parallel tests must not share it.
+            .args(if extra.iter().any(|a| a == "--zk-port") {
+                &[][..]
+            } else {
+                &["--zk-port", "0"][..]
+            })
             .args(&extra)
             .env(
                 "RUST_LOG",
