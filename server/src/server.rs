@@ -267,6 +267,11 @@ impl Server {
         let peer_listener = TcpListener::bind((config.bind, me.peer_port)).await?;
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let native_addr = listener.local_addr()?;
+        let zk_listener = match config.zk_port {
+            0 => None,
+            port => Some(TcpListener::bind((config.bind, port)).await?),
+        };
+        let zk_addr = zk_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let shutdown = CancellationToken::new();
 
         let mut peers = std::collections::HashMap::new();
@@ -311,7 +316,7 @@ impl Server {
             snapshots: Box::new(recovered.snapshots),
             shutdown: shutdown.clone(),
         });
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)),
             tokio::spawn(crate::native::serve(
                 listener,
@@ -319,9 +324,17 @@ impl Server {
                 shutdown.clone(),
             )),
         ];
-        info!(id = me.id, %native_addr, peer_port = me.peer_port, "ensemble member started");
+        if let Some(l) = zk_listener {
+            tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                shutdown.clone(),
+            )));
+        }
+        info!(id = me.id, %native_addr, ?zk_addr, peer_port = me.peer_port, "ensemble member started");
         Ok(Server {
             native_addr,
+            zk_addr,
             core,
             shutdown,
             tasks,

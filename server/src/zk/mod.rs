@@ -550,6 +550,9 @@ impl Connection {
             Action::GetEphemerals(prefix) => core.get_ephemerals(self.session_id, &prefix),
             Action::Do(Decoded::Read(op)) => core.read(self.conn_id, &op),
             Action::Do(Decoded::Ping) => Outcome::Ok(Reply::Empty),
+            Action::Do(Decoded::ServerState) => {
+                Outcome::Ok(Reply::ServerState(core.server_state()))
+            }
             Action::Do(Decoded::AddWatch { path, recursive }) => {
                 core.add_watch(self.conn_id, &path, recursive);
                 Outcome::Ok(Reply::Empty)
