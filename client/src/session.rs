@@ -1,0 +1,689 @@
+//! The session task: the one owner of the connection, the in-flight requests and the
+//! watches. Handles ([`crate::Client`]) talk to it through a channel.
+//!
+//! Life of a session:
+//!
+//! ```text
+//!   connect() ──► Connected ──(connection lost)──► Disconnected ──(reattached)──► Connected
+//!                    │                                  │
+//!                    │ close()                          │ server says SessionExpired
+//!                    ▼                                  ▼
+//!                  Closed                            Expired
+//! ```
+//!
+//! * Requests are pipelined: each gets the next xid and joins the in-flight queue;
+//!   answers come back in order ([`crate::inflight`]).
+//! * After a third of the session timeout without sending, a ping goes out; after two
+//!   thirds without receiving anything, the connection is deemed dead.
+//! * On connection loss every in-flight call fails with `ConnectionLoss` (a write among
+//!   them may or may not have been applied). Calls made while disconnected wait for the
+//!   reconnect (bounded by the caller's request timeout).
+//! * Reconnecting tries the members in random order with a short growing back-off,
+//!   presenting the session id, password and the highest zxid seen, so a member behind
+//!   this client refuses (`NotCaughtUp`) and the next is tried: time never goes backwards.
+//! * After reattaching, the first frames sent are the saved credentials (`auth`) and
+//!   one `SetWatches` with the last zxid seen, before any queued call, so changes made
+//!   while disconnected fire the watches at once.
+//! * Expired: every waiting and later call fails with `SessionExpired` and every watch
+//!   gets a final `Expired` event.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{sleep, sleep_until, Instant};
+use zabkeeper_proto::{wire, ErrorCode, EventType, KeeperState};
+
+use crate::connection::{self, AttemptError, Conn};
+use crate::error::Error;
+use crate::inflight::{InFlight, AUTH_XID, PING_XID, SET_WATCHES_XID};
+use crate::options::ConnectOptions;
+use crate::types::{SessionState, WatchedEvent, WatcherType};
+use crate::watches::{WatchReg, Watches};
+
+/// What the handles and the task share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub state: watch::Sender<SessionState>,
+    pub last_zxid: AtomicI64,
+    pub session: Mutex<SessionInfo>,
+    pub opts: ConnectOptions,
+    pub servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionInfo {
+    pub id: i64,
+    pub password: Bytes,
+    pub timeout: Duration,
+    pub server: Option<String>,
+}
+
+impl Shared {
+    pub(crate) fn new(servers: Vec<String>, opts: ConnectOptions) -> Shared {
+        let (id, password) = match &opts.session {
+            Some((id, pw)) => (*id, Bytes::copy_from_slice(pw)),
+            None => (0, Bytes::new()),
+        };
+        Shared {
+            state: watch::Sender::new(SessionState::Connecting),
+            last_zxid: AtomicI64::new(0),
+            session: Mutex::new(SessionInfo {
+                id,
+                password,
+                timeout: opts.session_timeout,
+                server: None,
+            }),
+            opts,
+            servers,
+        }
+    }
+
+    /// Records a zxid seen from the server; the tracked value never decreases.
+    pub(crate) fn observe_zxid(&self, zxid: i64) {
+        self.last_zxid.fetch_max(zxid, Ordering::AcqRel);
+    }
+
+    pub(crate) fn last_zxid(&self) -> i64 {
+        self.last_zxid.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn session(&self) -> SessionInfo {
+        // Held only to copy or replace a few fields; never across an await.
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_state(&self, s: SessionState) {
+        self.state.send_if_modified(|cur| {
+            let changed = *cur != s && !cur.is_terminal();
+            if changed {
+                *cur = s;
+            }
+            changed
+        });
+    }
+
+    fn connect_request(&self) -> wire::ConnectRequest {
+        let s = self.session();
+        wire::ConnectRequest {
+            protocol_version: zabkeeper_proto::PROTOCOL_VERSION,
+            last_zxid_seen: self.last_zxid(),
+            timeout_ms: i32::try_from(self.opts.session_timeout.as_millis()).unwrap_or(i32::MAX),
+            session_id: s.id,
+            password: s.password,
+            read_only: self.opts.read_only,
+        }
+    }
+
+    /// Takes a new connection's terms; false if they mean the session is gone.
+    fn accept(&self, conn: &Conn) -> bool {
+        let resp = &conn.accepted;
+        let mut s = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if resp.timeout_ms <= 0 || (s.id != 0 && resp.session_id != s.id) {
+            return false;
+        }
+        s.id = resp.session_id;
+        s.password = resp.password.clone();
+        s.timeout = Duration::from_millis(resp.timeout_ms as u64);
+        s.server = Some(conn.server.clone());
+        drop(s);
+        self.observe_zxid(resp.zxid);
+        true
+    }
+
+    fn disconnected(&self) {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .server = None;
+    }
+}
+
+/// Tries each member once, in random order, until one accepts. Stops early on an
+/// answer no other member would change (session expired, auth failed).
+pub(crate) async fn attempt_all(shared: &Shared) -> Result<Conn, AttemptError> {
+    let mut servers = shared.servers.clone();
+    servers.shuffle(&mut rand::thread_rng());
+    let mut last = AttemptError::Failed("no servers".into());
+    for server in servers {
+        let req = shared.connect_request();
+        match connection::attempt(
+            &server,
+            req,
+            shared.opts.max_frame,
+            shared.opts.connect_timeout,
+        )
+        .await
+        {
+            Ok(conn) => {
+                if shared.accept(&conn) {
+                    return Ok(conn);
+                }
+                return Err(AttemptError::Refused(
+                    ErrorCode::SessionExpired,
+                    "session not resumed".into(),
+                ));
+            }
+            Err(
+                e @ AttemptError::Refused(ErrorCode::SessionExpired | ErrorCode::AuthFailed, _),
+            ) => return Err(e),
+            Err(e) => {
+                tracing::debug!(%server, error = ?e, "connection attempt failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Back-off between rounds: 50 ms doubling to 1 s, with jitter.
+pub(crate) fn backoff(round: u32) -> Duration {
+    let base = 50u64.saturating_mul(1 << round.min(5)).min(1000);
+    Duration::from_millis(base / 2 + rand::thread_rng().gen_range(0..=base / 2))
+}
+
+/// A call from a handle.
+pub(crate) enum Command {
+    Request {
+        op: wire::request::Op,
+        consistency: i32,
+        effect: Effect,
+        reply: Reply,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<wire::Response, Error>>;
+
+/// What the task does besides answering when a call succeeds.
+pub(crate) enum Effect {
+    None,
+    Watch { path: String, reg: WatchReg },
+    RemoveWatches { path: String, kind: WatcherType },
+    Auth { scheme: String, auth: Bytes },
+}
+
+enum Pending {
+    Call { effect: Effect, reply: Reply },
+    Ping,
+    Internal(&'static str),
+    Close,
+}
+
+enum Outcome {
+    Lost(String),
+    Ended(End),
+}
+
+enum End {
+    Closed,
+    Expired,
+}
+
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    handles_gone: bool,
+    closing: bool,
+    close_waiters: Vec<oneshot::Sender<()>>,
+    queued: VecDeque<Command>,
+    inflight: InFlight<Pending>,
+    watches: Watches,
+    auths: Vec<(String, Bytes)>,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, commands: mpsc::UnboundedReceiver<Command>) -> Session {
+        Session {
+            shared,
+            commands,
+            handles_gone: false,
+            closing: false,
+            close_waiters: Vec::new(),
+            queued: VecDeque::new(),
+            inflight: InFlight::new(),
+            watches: Watches::default(),
+            auths: Vec::new(),
+        }
+    }
+
+    /// Runs the session from its first connection until it ends.
+    pub(crate) async fn run(mut self, first: Conn) {
+        let mut conn = Some(first);
+        let end = loop {
+            let c = match conn.take() {
+                Some(c) => c,
+                None => match self.reconnect().await {
+                    Ok(c) => c,
+                    Err(end) => break end,
+                },
+            };
+            tracing::debug!(server = %c.server, session = self.shared.session().id, "connected");
+            self.shared.set_state(SessionState::Connected);
+            match self.serve(c).await {
+                Outcome::Ended(end) => break end,
+                Outcome::Lost(reason) => {
+                    tracing::info!(%reason, "connection lost");
+                    self.shared.disconnected();
+                    self.shared.set_state(SessionState::Disconnected);
+                    for p in self.inflight.drain() {
+                        if let Pending::Call { reply, .. } = p {
+                            let _ = reply.send(Err(Error::ConnectionLoss));
+                        }
+                    }
+                    if self.closing || self.handles_gone {
+                        break End::Closed;
+                    }
+                }
+            }
+        };
+        self.finish(end);
+    }
+
+    /// Reattaches the session to some member; ends on expiry or close.
+    async fn reconnect(&mut self) -> Result<Conn, End> {
+        let mut round = 0;
+        loop {
+            let shared = self.shared.clone();
+            let attempt = attempt_all(&shared);
+            tokio::pin!(attempt);
+            loop {
+                tokio::select! {
+                    r = &mut attempt => match r {
+                        Ok(conn) => return Ok(conn),
+                        Err(AttemptError::Refused(ErrorCode::SessionExpired, _)) => return Err(End::Expired),
+                        Err(AttemptError::Refused(code, msg)) => {
+                            tracing::debug!(?code, %msg, "reconnect refused");
+                            break;
+                        }
+                        Err(AttemptError::Failed(msg)) => {
+                            tracing::debug!(%msg, "reconnect failed");
+                            break;
+                        }
+                    },
+                    cmd = self.commands.recv(), if !self.handles_gone => {
+                        if self.hold(cmd) {
+                            return Err(End::Closed);
+                        }
+                    }
+                }
+            }
+            let pause = sleep(backoff(round));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    _ = &mut pause => break,
+                    cmd = self.commands.recv(), if !self.handles_gone => {
+                        if self.hold(cmd) {
+                            return Err(End::Closed);
+                        }
+                    }
+                }
+            }
+            round += 1;
+        }
+    }
+
+    /// Keeps a command for the next connection; true if it asks to close.
+    fn hold(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Close { reply }) => {
+                self.close_waiters.push(reply);
+                true
+            }
+            Some(cmd) => {
+                self.queued.push_back(cmd);
+                false
+            }
+            None => {
+                self.handles_gone = true;
+                true
+            }
+        }
+    }
+
+    async fn serve(&mut self, mut conn: Conn) -> Outcome {
+        let timeout = self.shared.session().timeout;
+        let ping_every = timeout / 3;
+        let read_timeout = timeout * 2 / 3;
+        self.restore(&conn);
+        while let Some(cmd) = self.queued.pop_front() {
+            self.dispatch(&conn, cmd);
+        }
+        if self.handles_gone && !self.closing {
+            self.start_close(&conn);
+        }
+        let mut last_sent = Instant::now();
+        let mut last_received = Instant::now();
+        loop {
+            tokio::select! {
+                frame = conn.reader.next() => {
+                    last_received = Instant::now();
+                    let frame = match frame {
+                        Some(Ok(f)) => f,
+                        Some(Err(e)) => return Outcome::Lost(format!("read: {e}")),
+                        None => return Outcome::Lost("closed by the server".into()),
+                    };
+                    if let Some(outcome) = self.on_frame(frame) {
+                        return outcome;
+                    }
+                }
+                cmd = self.commands.recv(), if !self.handles_gone => {
+                    match cmd {
+                        Some(cmd) => {
+                            self.dispatch(&conn, cmd);
+                            while let Ok(cmd) = self.commands.try_recv() {
+                                self.dispatch(&conn, cmd);
+                            }
+                        }
+                        None => {
+                            self.handles_gone = true;
+                            self.start_close(&conn);
+                        }
+                    }
+                    last_sent = Instant::now();
+                }
+                _ = sleep_until(last_sent + ping_every) => {
+                    self.send(&conn, PING_XID, wire::request::Op::Ping(wire::Empty {}), 0, Pending::Ping);
+                    last_sent = Instant::now();
+                }
+                _ = sleep_until(last_received + read_timeout) => {
+                    return Outcome::Lost(format!("nothing received for {read_timeout:?}"));
+                }
+                _ = conn.writer.closed() => return Outcome::Lost("write failed".into()),
+            }
+        }
+    }
+
+    /// First frames on a new connection: credentials, then the watches to re-register.
+    fn restore(&mut self, conn: &Conn) {
+        for (scheme, auth) in self.auths.clone() {
+            let op = wire::request::Op::Auth(wire::AuthRequest { scheme, auth });
+            self.send(conn, AUTH_XID, op, 0, Pending::Internal("auth"));
+        }
+        let paths = self.watches.paths_to_restore();
+        if !paths.is_empty() {
+            let op = wire::request::Op::SetWatches(wire::SetWatchesRequest {
+                relative_zxid: self.shared.last_zxid(),
+                data_watches: paths.data,
+                exist_watches: paths.exist,
+                child_watches: paths.child,
+                persistent_watches: paths.persistent,
+                persistent_recursive_watches: paths.persistent_recursive,
+            });
+            self.send(
+                conn,
+                SET_WATCHES_XID,
+                op,
+                0,
+                Pending::Internal("set_watches"),
+            );
+        }
+    }
+
+    fn send(
+        &mut self,
+        conn: &Conn,
+        xid: i32,
+        op: wire::request::Op,
+        consistency: i32,
+        pending: Pending,
+    ) {
+        let request = wire::Request {
+            xid,
+            consistency,
+            op: Some(op),
+        };
+        // A failed send shows up as a lost connection; the entry then fails with it.
+        conn.send(wire::ClientFrame {
+            kind: Some(wire::client_frame::Kind::Request(request)),
+        });
+        self.inflight.push(xid, pending);
+    }
+
+    fn dispatch(&mut self, conn: &Conn, cmd: Command) {
+        match cmd {
+            Command::Request { reply, .. } if self.closing => {
+                let _ = reply.send(Err(Error::Closed));
+            }
+            Command::Request {
+                op,
+                consistency,
+                effect,
+                reply,
+            } => {
+                if reply.is_closed() {
+                    return; // the caller gave up before it was sent
+                }
+                let xid = self.inflight.next_xid();
+                self.send(conn, xid, op, consistency, Pending::Call { effect, reply });
+            }
+            Command::Close { reply } => {
+                self.close_waiters.push(reply);
+                if !self.closing {
+                    self.start_close(conn);
+                }
+            }
+        }
+    }
+
+    fn start_close(&mut self, conn: &Conn) {
+        self.closing = true;
+        let xid = self.inflight.next_xid();
+        self.send(
+            conn,
+            xid,
+            wire::request::Op::CloseSession(wire::Empty {}),
+            0,
+            Pending::Close,
+        );
+    }
+
+    /// Handles one frame; `Some` when it ends the connection or the session.
+    fn on_frame(&mut self, frame: wire::ServerFrame) -> Option<Outcome> {
+        use wire::server_frame::Kind;
+        match frame.kind {
+            Some(Kind::Response(resp)) => {
+                if resp.zxid > 0 {
+                    self.shared.observe_zxid(resp.zxid);
+                }
+                let pending = match self.inflight.complete(resp.xid) {
+                    Ok(p) => p,
+                    Err(u) => {
+                        return Some(Outcome::Lost(format!(
+                            "answer for xid {} while xid {:?} was expected",
+                            u.got, u.expected
+                        )))
+                    }
+                };
+                match pending {
+                    Pending::Call { effect, reply } => {
+                        self.apply(effect, &resp, &reply);
+                        let _ = reply.send(Ok(resp));
+                    }
+                    Pending::Ping => {}
+                    Pending::Internal(what) => {
+                        if resp.error != 0 {
+                            tracing::warn!(
+                                what,
+                                code = resp.error,
+                                "restoring the session partly failed"
+                            );
+                        }
+                    }
+                    Pending::Close => return Some(Outcome::Ended(End::Closed)),
+                }
+                None
+            }
+            Some(Kind::Event(ev)) => {
+                if ev.zxid > 0 {
+                    self.shared.observe_zxid(ev.zxid);
+                }
+                let Some(event_type) = EventType::from_code(ev.r#type) else {
+                    tracing::warn!(code = ev.r#type, "ignoring a watch event of unknown type");
+                    return None;
+                };
+                if ev.state == KeeperState::Expired as i32 {
+                    return Some(Outcome::Ended(End::Expired));
+                }
+                let state = keeper_state(ev.state);
+                self.watches.deliver(&WatchedEvent {
+                    event_type,
+                    state,
+                    path: ev.path,
+                    zxid: ev.zxid,
+                });
+                None
+            }
+            Some(Kind::Connect(_)) => Some(Outcome::Lost("second handshake answer".into())),
+            None => Some(Outcome::Lost("empty frame".into())),
+        }
+    }
+
+    /// Registers or removes watches, or saves credentials, once the server said yes.
+    fn apply(&mut self, effect: Effect, resp: &wire::Response, reply: &Reply) {
+        match effect {
+            Effect::None => {}
+            Effect::Watch { path, reg } => {
+                let missing = resp.error == ErrorCode::NoNode.code();
+                if (resp.error == 0 || missing) && !reply.is_closed() {
+                    self.watches.register(&path, reg, missing);
+                }
+            }
+            Effect::RemoveWatches { path, kind } => {
+                if resp.error == 0 {
+                    self.watches.remove(&path, kind, resp.zxid);
+                }
+            }
+            Effect::Auth { scheme, auth } => {
+                if resp.error == 0 {
+                    self.auths.push((scheme, auth));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, end: End) {
+        let (state, keeper, error) = match end {
+            End::Closed => (SessionState::Closed, KeeperState::Closed, Error::Closed),
+            End::Expired => (
+                SessionState::Expired,
+                KeeperState::Expired,
+                Error::SessionExpired,
+            ),
+        };
+        tracing::debug!(?state, "session ended");
+        self.shared.disconnected();
+        self.shared.set_state(state);
+        self.commands.close();
+        for p in self.inflight.drain() {
+            if let Pending::Call { reply, .. } = p {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+        let mut late = Vec::new();
+        while let Ok(cmd) = self.commands.try_recv() {
+            late.push(cmd);
+        }
+        for cmd in self.queued.drain(..).chain(late) {
+            match cmd {
+                Command::Request { reply, .. } => {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                Command::Close { reply } => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        self.watches.finish(keeper);
+        for w in self.close_waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+}
+
+fn keeper_state(code: i32) -> KeeperState {
+    use KeeperState::*;
+    [
+        Disconnected,
+        NoSyncConnected,
+        SyncConnected,
+        AuthFailed,
+        ConnectedReadOnly,
+        SaslAuthenticated,
+        Expired,
+        Closed,
+    ]
+    .into_iter()
+    .find(|s| *s as i32 == code)
+    .unwrap_or(Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zxid_never_goes_backwards() {
+        let s = Shared::new(vec![], ConnectOptions::default());
+        s.observe_zxid(5);
+        s.observe_zxid(3);
+        assert_eq!(s.last_zxid(), 5);
+        s.observe_zxid(9);
+        assert_eq!(s.last_zxid(), 9);
+        assert_eq!(s.connect_request().last_zxid_seen, 9);
+    }
+
+    #[test]
+    fn terminal_states_stick() {
+        let s = Shared::new(vec![], ConnectOptions::default());
+        s.set_state(SessionState::Connected);
+        s.set_state(SessionState::Expired);
+        s.set_state(SessionState::Connected);
+        assert_eq!(*s.state.borrow(), SessionState::Expired);
+    }
+
+    #[test]
+    fn resume_presents_the_saved_session() {
+        let opts = ConnectOptions {
+            session: Some((42, vec![1, 2])),
+            ..Default::default()
+        };
+        let s = Shared::new(vec![], opts);
+        let req = s.connect_request();
+        assert_eq!(
+            (req.session_id, &req.password[..], req.timeout_ms),
+            (42, &[1u8, 2][..], 10_000)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for round in 0..10 {
+            let d = backoff(round);
+            let base = (50u64 << round.min(5)).min(1000);
+            assert!(
+                d.as_millis() as u64 >= base / 2 && d.as_millis() as u64 <= base,
+                "{round}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keeper_states_map() {
+        assert_eq!(keeper_state(3), KeeperState::SyncConnected);
+        assert_eq!(keeper_state(-112), KeeperState::Expired);
+        assert_eq!(keeper_state(99), KeeperState::Unknown);
+    }
+}
