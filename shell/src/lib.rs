@@ -12,7 +12,7 @@
 //! script-friendly; `exec.rs` lists the differences.
 
 pub mod backend;
-// `client_backend` (the Backend over zabkeeper_client::Client) lands with the client crate.
+pub mod client_backend;
 pub mod command;
 pub mod data;
 pub mod error;
