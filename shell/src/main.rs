@@ -13,7 +13,8 @@ use zabkeeper_shell::{client_backend, script};
 #[derive(Parser, Debug)]
 #[command(
     name = "zabkeeper-shell",
-    about = "zkCli-like shell for zabkeeper (script mode)"
+    about = "zkCli-like shell for zabkeeper (script mode)",
+    args_override_self = true
 )]
 struct Args {
     /// Servers to try, comma separated.
