@@ -433,11 +433,11 @@ impl Client {
     /// Applies all ops atomically or none. On failure the error is `Error::Multi` with
     /// the failing op's index and code and ZooKeeper's per-op results.
     pub async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, Error> {
-        let ops = ops.iter().map(Op::to_wire).collect::<Result<Vec<_>, _>>()?;
+        let wire_ops = ops.iter().map(Op::to_wire).collect::<Result<Vec<_>, _>>()?;
         let resp = self
-            .call(W::Multi(wire::MultiRequest { ops }), Effect::None)
+            .call(W::Multi(wire::MultiRequest { ops: wire_ops }), Effect::None)
             .await?;
-        multi_outcome(resp)
+        multi_outcome(resp, &ops)
     }
 
     /// Several reads answered together; each succeeds or fails on its own.
@@ -553,13 +553,21 @@ impl Client {
 }
 
 /// Reads a multi's answer: all applied, or the failing op and ZooKeeper's per-op codes.
-fn multi_outcome(resp: wire::Response) -> Result<Vec<OpResult>, Error> {
+fn multi_outcome(resp: wire::Response, ops: &[Op]) -> Result<Vec<OpResult>, Error> {
     let results = match resp.result {
-        Some(R::Multi(m)) => m
-            .results
-            .into_iter()
-            .map(OpResult::from_wire)
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(R::Multi(m)) if m.results.len() == ops.len() => {
+            let results = m.results.into_iter().zip(ops);
+            results
+                .map(|(r, op)| OpResult::from_wire(r, op))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Some(R::Multi(m)) => {
+            return Err(Error::Protocol(format!(
+                "{} results for {} ops",
+                m.results.len(),
+                ops.len()
+            )))
+        }
         None if resp.error != 0 => return Err(Error::from_code(resp.error)),
         _ => return Err(missing("results")),
     };
@@ -607,6 +615,10 @@ mod tests {
         }
     }
 
+    fn ops(n: usize) -> Vec<Op> {
+        (0..n).map(|_| Op::check("/a", 0)).collect()
+    }
+
     #[test]
     fn multi_success() {
         let ok = wire::OpResult {
@@ -617,15 +629,19 @@ mod tests {
             error: 0,
             result: Some(OR::Delete(wire::Empty {})),
         };
-        assert_eq!(
-            multi_outcome(resp(0, vec![ok, del])),
-            Ok(vec![OpResult::Check, OpResult::Delete])
+        let sent = vec![Op::check("/a", 0), Op::delete("/a", None)];
+        let r = multi_outcome(resp(0, vec![ok.clone(), del]), &sent);
+        assert_eq!(r, Ok(vec![OpResult::Check, OpResult::Delete]));
+        let r = multi_outcome(resp(0, vec![ok]), &sent);
+        assert!(
+            matches!(r, Err(Error::Protocol(_))),
+            "one result for two ops"
         );
     }
 
     #[test]
     fn multi_failure_names_the_failing_op() {
-        let r = multi_outcome(resp(-103, vec![code(0), code(-103), code(-2)]));
+        let r = multi_outcome(resp(-103, vec![code(0), code(-103), code(-2)]), &ops(3));
         assert_eq!(
             r,
             Err(Error::Multi {
@@ -639,7 +655,7 @@ mod tests {
             })
         );
         // The same when the server leaves the top-level code at 0.
-        let r = multi_outcome(resp(0, vec![code(-101), code(-2)]));
+        let r = multi_outcome(resp(0, vec![code(-101), code(-2)]), &ops(2));
         assert!(matches!(
             r,
             Err(Error::Multi {
@@ -658,13 +674,13 @@ mod tests {
             error: -102,
             result: None,
         };
-        assert_eq!(multi_outcome(r), Err(Error::NoAuth));
+        assert_eq!(multi_outcome(r, &ops(1)), Err(Error::NoAuth));
         let r = wire::Response {
             xid: 1,
             zxid: 1,
             error: 0,
             result: None,
         };
-        assert!(matches!(multi_outcome(r), Err(Error::Protocol(_))));
+        assert!(matches!(multi_outcome(r, &ops(1)), Err(Error::Protocol(_))));
     }
 }

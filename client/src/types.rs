@@ -307,25 +307,25 @@ pub enum OpResult {
 }
 
 impl OpResult {
-    pub(crate) fn from_wire(r: wire::OpResult) -> Result<OpResult, Error> {
+    /// Reads one op's result. The op that asked is known, so a success is reported as
+    /// that op's result even when the server sends a bare acknowledgement for it.
+    pub(crate) fn from_wire(r: wire::OpResult, op: &Op) -> Result<OpResult, Error> {
         use wire::op_result::Result as R;
         if r.error != 0 {
             return Ok(OpResult::Error(r.error));
         }
-        Ok(match r.result {
-            Some(R::Create(c)) => OpResult::Create {
+        Ok(match (op, r.result) {
+            // In a failed multi ZooKeeper reports the ops that did not fail as code 0.
+            (_, None) => OpResult::Error(0),
+            (Op::Create { .. }, Some(R::Create(c))) => OpResult::Create {
                 path: c.path,
                 stat: c.stat.map(Stat::from),
             },
-            Some(R::Delete(_)) => OpResult::Delete,
-            Some(R::SetData(s)) => OpResult::SetData(s.into()),
-            Some(R::Check(_)) => OpResult::Check,
-            // In a failed multi ZooKeeper reports the ops that did not fail as code 0.
-            None => OpResult::Error(0),
-            Some(other) => {
-                return Err(Error::Protocol(format!(
-                    "read result {other:?} in a write multi"
-                )))
+            (Op::Delete { .. }, Some(R::Delete(_) | R::Check(_))) => OpResult::Delete,
+            (Op::SetData { .. }, Some(R::SetData(s))) => OpResult::SetData(s.into()),
+            (Op::Check { .. }, Some(R::Check(_) | R::Delete(_))) => OpResult::Check,
+            (op, Some(other)) => {
+                return Err(Error::Protocol(format!("result {other:?} for {op:?}")))
             }
         })
     }
@@ -461,29 +461,52 @@ mod tests {
             error: 0,
             result: Some(r),
         };
+        let del = Op::delete("/a", None);
+        let create = Op::create("/a", "", CreateMode::PersistentSequential);
         assert_eq!(
-            OpResult::from_wire(ok(R::Delete(wire::Empty {}))),
+            OpResult::from_wire(ok(R::Delete(wire::Empty {})), &del),
             Ok(OpResult::Delete)
         );
         assert_eq!(
-            OpResult::from_wire(ok(R::Create(wire::CreateResponse {
-                path: "/a1".into(),
-                stat: None
-            }))),
+            OpResult::from_wire(ok(R::Check(wire::Empty {})), &del),
+            Ok(OpResult::Delete)
+        );
+        assert_eq!(
+            OpResult::from_wire(ok(R::Check(wire::Empty {})), &Op::check("/a", 1)),
+            Ok(OpResult::Check)
+        );
+        let created = ok(R::Create(wire::CreateResponse {
+            path: "/a1".into(),
+            stat: None,
+        }));
+        assert_eq!(
+            OpResult::from_wire(created, &create),
             Ok(OpResult::Create {
                 path: "/a1".into(),
                 stat: None
             })
         );
+        let failed = wire::OpResult {
+            error: -101,
+            result: None,
+        };
+        assert_eq!(OpResult::from_wire(failed, &del), Ok(OpResult::Error(-101)));
+        let rolled_back = wire::OpResult {
+            error: 0,
+            result: None,
+        };
         assert_eq!(
-            OpResult::from_wire(wire::OpResult {
-                error: -101,
-                result: None
-            }),
-            Ok(OpResult::Error(-101))
+            OpResult::from_wire(rolled_back, &del),
+            Ok(OpResult::Error(0))
         );
+        let children = ok(R::GetChildren(wire::GetChildrenResponse::default()));
         assert!(matches!(
-            OpResult::from_wire(ok(R::GetChildren(wire::GetChildrenResponse::default()))),
+            OpResult::from_wire(children, &del),
+            Err(Error::Protocol(_))
+        ));
+        let deleted = ok(R::Delete(wire::Empty {}));
+        assert!(matches!(
+            OpResult::from_wire(deleted, &create),
             Err(Error::Protocol(_))
         ));
         assert_eq!(

@@ -736,3 +736,116 @@ async fn connect_fails_when_nobody_listens() {
         Error::ConnectionLoss
     );
 }
+
+#[tokio::test]
+async fn many_concurrent_calls_from_clones_each_get_their_own_answer() {
+    let fake = Fake::new().await;
+    let (c, mut peer) = connected(&fake, 1).await;
+    const N: usize = 500;
+    let server = async {
+        let mut last_xid = 0;
+        for _ in 0..N {
+            let r = peer.recv().await;
+            assert!(r.xid > last_xid, "xids grow in send order");
+            last_xid = r.xid;
+            // Echo the path back as the data, so a mismatched answer would show.
+            let p = path_of(&r);
+            let body = wire::GetDataResponse {
+                data: Bytes::from(p),
+                stat: Some(stat(0, 1)),
+            };
+            peer.reply(r.xid, 1, 0, Some(R::GetData(body))).await;
+        }
+        peer
+    };
+    let calls = futures::future::join_all((0..N).map(|i| {
+        let c = c.clone();
+        async move {
+            let path = format!("/n{i}");
+            let (data, _) = c.get_data(&path).await.unwrap();
+            assert_eq!(&data[..], path.as_bytes());
+        }
+    }));
+    let (_, _peer) = tokio::join!(calls, server);
+}
+
+#[tokio::test]
+async fn credentials_are_replayed_before_set_watches_after_a_reconnect() {
+    let fake = Fake::new().await;
+    let (c, mut peer) = connected(&fake, 2).await;
+    let server = async {
+        let r = peer.recv().await;
+        assert!(matches!(&r.op, Some(Q::Auth(a)) if a.scheme == "digest" && &a.auth[..] == b"u:p"));
+        peer.reply(r.xid, 1, 0, Some(R::Empty(wire::Empty {})))
+            .await;
+        let r = peer.recv().await;
+        peer.reply(r.xid, 1, 0, Some(R::Empty(wire::Empty {})))
+            .await;
+    };
+    let calls = async {
+        c.add_auth("digest", "u:p").await.unwrap();
+        c.add_watch("/w", AddWatchMode::Persistent).await.unwrap()
+    };
+    let (_watch, ()) = tokio::join!(calls, server);
+    drop(peer);
+    let (mut peer, _) = fake.accept_session(2, 1).await;
+    let first = peer.recv().await;
+    assert!(
+        matches!(&first.op, Some(Q::Auth(a)) if a.scheme == "digest"),
+        "{first:?}"
+    );
+    let second = peer.recv().await;
+    let Some(Q::SetWatches(sw)) = &second.op else {
+        panic!("{second:?}")
+    };
+    assert_eq!(sw.persistent_watches, vec!["/w"]);
+}
+
+#[tokio::test]
+async fn calls_time_out_while_no_member_is_reachable() {
+    let fake = Fake::new().await;
+    let o = ConnectOptions {
+        request_timeout: Duration::from_millis(300),
+        ..opts()
+    };
+    let (c, (peer, _)) = tokio::join!(Client::connect(&fake.addr, o), fake.accept_session(5, 1));
+    let c = c.unwrap();
+    drop(peer);
+    drop(fake); // nobody listens any more
+    let mut states = Box::pin(c.state_stream());
+    while within_secs(states.next()).await != Some(SessionState::Disconnected) {}
+    let started = std::time::Instant::now();
+    assert_eq!(c.exists("/a").await, Err(Error::OperationTimeout));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(c.state(), SessionState::Disconnected);
+}
+
+#[tokio::test]
+async fn an_expired_state_event_ends_the_session() {
+    let fake = Fake::new().await;
+    let (c, mut peer) = connected(&fake, 5).await;
+    let server = async {
+        let r = peer.recv().await;
+        peer.reply(r.xid, 1, 0, data(b"", 0)).await;
+    };
+    let (r, ()) = tokio::join!(c.get_data_w("/a"), server);
+    let (_, watch) = r.unwrap();
+    peer.send(wire::server_frame::Kind::Event(wire::WatchEvent {
+        r#type: EventType::None as i32,
+        state: KeeperState::Expired as i32,
+        path: String::new(),
+        zxid: 0,
+    }))
+    .await;
+    let ev = within_secs(watch).await;
+    assert_eq!(
+        (ev.event_type, ev.state, ev.path.as_str()),
+        (EventType::None, KeeperState::Expired, "/a")
+    );
+    assert_eq!(c.state(), SessionState::Expired);
+    assert_eq!(c.sync("/").await, Err(Error::SessionExpired));
+}
+
+async fn within_secs<T>(f: impl std::future::Future<Output = T>) -> T {
+    timeout(Duration::from_secs(5), f).await.expect("timed out")
+}
