@@ -203,3 +203,44 @@ async fn run(args: &Args) -> Result<Report, String> {
         cleanup_failures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("zabkeeper-bench").chain(extra.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_anchor_runs() {
+        let a = args(&[]);
+        assert_eq!(a.servers, "127.0.0.1:2281");
+        assert_eq!((a.clients, a.pipeline, a.value_size), (1, 1, 1024));
+        assert_eq!((a.read_ratio, a.duration_s, a.warmup_s), (0.9, 10.0, 2.0));
+        assert_eq!(a.protocol, Protocol::Native);
+        assert!(check(&a).is_ok());
+    }
+
+    #[test]
+    fn zookeeper_protocol_is_refused_clearly_for_now() {
+        let err = check(&args(&["--protocol", "zookeeper"])).unwrap_err();
+        assert!(err.contains("not implemented"), "{err}");
+    }
+
+    #[test]
+    fn bad_numbers_are_refused() {
+        for bad in [
+            &["--clients", "0"][..],
+            &["--pipeline", "0"],
+            &["--read-ratio", "1.5"],
+            &["--duration-s", "0"],
+            &["--warmup-s=-1"],
+            &["--value-size", "99999999"],
+        ] {
+            assert!(check(&args(bad)).is_err(), "{bad:?}");
+        }
+        assert!(Args::try_parse_from(["zabkeeper-bench", "--op", "frob"]).is_err());
+    }
+}
