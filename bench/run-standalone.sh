@@ -5,6 +5,7 @@
 #   bench/run-standalone.sh                 # 10 s per cell, 2 s warm-up
 #   DURATION=3 WARMUP=1 bench/run-standalone.sh
 #   OPS="set get" CLIENTS="1 32" PIPELINE=8 bench/run-standalone.sh
+#   ZABKEEPER_BIN=/path/to/zabkeeper bench/run-standalone.sh   # use that server binary
 #
 # Builds release binaries, starts `zabkeeper --port <free> --data-dir <temp>`, runs every
 # (op, clients) cell with `zabkeeper-bench --server-pid` (server CPU over each whole
@@ -19,10 +20,15 @@ CLIENTS=${CLIENTS:-"1 8 32"}
 PIPELINE=${PIPELINE:-1}
 VALUE_SIZE=${VALUE_SIZE:-1024}
 
-cargo build --release -q -p zabkeeper-server --bin zabkeeper -p zabkeeper-bench --bin zabkeeper-bench >&2
 target=${CARGO_TARGET_DIR:-target}
-server_bin=$target/release/zabkeeper
 bench_bin=$target/release/zabkeeper-bench
+if [[ -n "${ZABKEEPER_BIN:-}" ]]; then
+    server_bin=$ZABKEEPER_BIN
+    cargo build --release -q -p zabkeeper-bench --bin zabkeeper-bench >&2
+else
+    server_bin=$target/release/zabkeeper
+    cargo build --release -q -p zabkeeper-server --bin zabkeeper -p zabkeeper-bench --bin zabkeeper-bench >&2
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$(mktemp -d -t zabkeeper-bench.XXXXXX)
