@@ -148,6 +148,12 @@ impl Client {
     }
 
     async fn call(&self, op: W, effect: Effect) -> Result<wire::Response, Error> {
+        // The server closes a connection that sends a frame over its limit, failing every
+        // call in flight with it; refuse such a request here instead. Room is left for
+        // the frame's length prefix and the request's xid and tags.
+        if op.encoded_len() + 32 > self.shared.opts.max_frame {
+            return Err(Error::BadArguments);
+        }
         let (reply, rx) = oneshot::channel();
         let consistency = self.consistency as i32;
         self.commands
@@ -598,6 +604,39 @@ fn multi_outcome(resp: wire::Response, ops: &[Op]) -> Result<Vec<OpResult>, Erro
 mod tests {
     use super::*;
     use wire::op_result::Result as OR;
+
+    /// Compile-time check: handles and every call's future can move across threads
+    /// (`tokio::spawn`).
+    #[allow(dead_code)]
+    fn everything_is_send(c: &Client) {
+        fn send<T: Send + Sync>(_: &T) {}
+        fn fut<T: Send>(_: T) {}
+        send(c);
+        fut(c.create("/a", "", CreateMode::Persistent));
+        fut(c.create_with("/a", "", CreateOptions::default()));
+        fut(c.delete("/a", None));
+        fut(c.exists("/a"));
+        fut(c.exists_w("/a"));
+        fut(c.get_data("/a"));
+        fut(c.get_data_w("/a"));
+        fut(c.set_data("/a", "", None));
+        fut(c.get_children("/a"));
+        fut(c.get_children2("/a"));
+        fut(c.get_children_w("/a"));
+        fut(c.get_all_children_number("/a"));
+        fut(c.get_ephemerals("/"));
+        fut(c.get_acl("/a"));
+        fut(c.set_acl("/a", &[], None));
+        fut(c.sync("/"));
+        fut(c.multi(vec![]));
+        fut(c.multi_read(vec![]));
+        fut(c.add_watch("/", AddWatchMode::Persistent));
+        fut(c.remove_watches("/", WatcherType::Any));
+        fut(c.add_auth("digest", ""));
+        fut(c.who_am_i());
+        fut(c.close());
+        fut(c.state_stream());
+    }
 
     fn resp(error: i32, results: Vec<wire::OpResult>) -> wire::Response {
         wire::Response {

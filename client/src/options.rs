@@ -17,7 +17,9 @@ pub struct ConnectOptions {
     /// including time spent waiting for a reconnect. The connection is kept: the
     /// server still answers in order and the late answer is dropped.
     pub request_timeout: Duration,
-    /// Largest frame accepted from the server.
+    /// Largest frame accepted from the server, and sent to it: a request that would not
+    /// fit fails with `BadArguments` without being sent (the server would close the
+    /// connection). Keep it equal to the server's `max_frame`.
     pub max_frame: usize,
     /// Resume this session (id, password) instead of creating one.
     pub session: Option<(i64, Vec<u8>)>,

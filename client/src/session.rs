@@ -22,8 +22,9 @@
 //!   presenting the session id, password and the highest zxid seen, so a member behind
 //!   this client refuses (`NotCaughtUp`) and the next is tried: time never goes backwards.
 //! * After reattaching, the first frames sent are the saved credentials (`auth`) and
-//!   one `SetWatches` with the last zxid seen, before any queued call, so changes made
-//!   while disconnected fire the watches at once.
+//!   `SetWatches` with the last zxid seen (in 128 KiB pieces, as ZooKeeper's client
+//!   does), before any queued call, so changes made while disconnected fire the
+//!   watches at once.
 //! * Expired: every waiting and later call fails with `SessionExpired` and every watch
 //!   gets a final `Expired` event.
 
@@ -46,6 +47,7 @@ use crate::inflight::{InFlight, AUTH_XID, PING_XID, SET_WATCHES_XID};
 use crate::options::ConnectOptions;
 use crate::types::{SessionState, WatchedEvent, WatcherType};
 use crate::watches::{WatchReg, Watches};
+use zabkeeper_watch::WatchPaths;
 
 /// What the handles and the task share.
 #[derive(Debug)]
@@ -389,7 +391,9 @@ impl Session {
                         }
                         None => {
                             self.handles_gone = true;
-                            self.start_close(&conn);
+                            if !self.closing {
+                                self.start_close(&conn);
+                            }
                         }
                     }
                     last_sent = Instant::now();
@@ -413,15 +417,9 @@ impl Session {
             self.send(conn, AUTH_XID, op, 0, Pending::Internal("auth"));
         }
         let paths = self.watches.paths_to_restore();
-        if !paths.is_empty() {
-            let op = wire::request::Op::SetWatches(wire::SetWatchesRequest {
-                relative_zxid: self.shared.last_zxid(),
-                data_watches: paths.data,
-                exist_watches: paths.exist,
-                child_watches: paths.child,
-                persistent_watches: paths.persistent,
-                persistent_recursive_watches: paths.persistent_recursive,
-            });
+        let limit = SET_WATCHES_CHUNK.min(self.shared.opts.max_frame / 2);
+        for chunk in set_watches_chunks(paths, self.shared.last_zxid(), limit) {
+            let op = wire::request::Op::SetWatches(chunk);
             self.send(
                 conn,
                 SET_WATCHES_XID,
@@ -613,6 +611,55 @@ impl Session {
     }
 }
 
+/// Most path bytes in one `SetWatches` (ZooKeeper's client uses the same 128 KiB), so
+/// a session with many watches never sends a frame the server would refuse.
+const SET_WATCHES_CHUNK: usize = 128 * 1024;
+
+/// Splits the watches to restore into `SetWatches` requests of at most about `limit`
+/// bytes each, keeping every path and the order of each list.
+fn set_watches_chunks(
+    paths: WatchPaths,
+    relative_zxid: i64,
+    limit: usize,
+) -> Vec<wire::SetWatchesRequest> {
+    let empty = || wire::SetWatchesRequest {
+        relative_zxid,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut cur = empty();
+    let mut size = 0;
+    let lists = [
+        (paths.data, 0),
+        (paths.exist, 1),
+        (paths.child, 2),
+        (paths.persistent, 3),
+        (paths.persistent_recursive, 4),
+    ];
+    for (list, which) in lists {
+        for path in list {
+            // A path's bytes plus its field tag and length prefix.
+            let cost = path.len() + 4;
+            if size > 0 && size + cost > limit {
+                out.push(std::mem::replace(&mut cur, empty()));
+                size = 0;
+            }
+            size += cost;
+            match which {
+                0 => cur.data_watches.push(path),
+                1 => cur.exist_watches.push(path),
+                2 => cur.child_watches.push(path),
+                3 => cur.persistent_watches.push(path),
+                _ => cur.persistent_recursive_watches.push(path),
+            }
+        }
+    }
+    if size > 0 {
+        out.push(cur);
+    }
+    out
+}
+
 fn keeper_state(code: i32) -> KeeperState {
     use KeeperState::*;
     [
@@ -633,6 +680,7 @@ fn keeper_state(code: i32) -> KeeperState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn zxid_never_goes_backwards() {
@@ -678,6 +726,53 @@ mod tests {
                 "{round}: {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn set_watches_are_split_under_the_limit_keeping_every_path() {
+        let paths = |prefix: &str, n: usize| {
+            (0..n)
+                .map(|i| format!("/{prefix}/{i:06}"))
+                .collect::<Vec<_>>()
+        };
+        let input = WatchPaths {
+            data: paths("d", 300),
+            exist: paths("e", 5),
+            child: paths("c", 300),
+            persistent: vec![],
+            persistent_recursive: paths("r", 10),
+        };
+        let chunks = set_watches_chunks(input.clone(), 77, 1000);
+        assert!(chunks.len() > 5);
+        let mut joined = WatchPaths::default();
+        for c in &chunks {
+            assert_eq!(c.relative_zxid, 77);
+            assert!(
+                c.encoded_len() <= 1000 + 16,
+                "chunk of {} bytes",
+                c.encoded_len()
+            );
+            joined.data.extend(c.data_watches.iter().cloned());
+            joined.exist.extend(c.exist_watches.iter().cloned());
+            joined.child.extend(c.child_watches.iter().cloned());
+            joined
+                .persistent
+                .extend(c.persistent_watches.iter().cloned());
+            joined
+                .persistent_recursive
+                .extend(c.persistent_recursive_watches.iter().cloned());
+        }
+        assert_eq!(joined, input);
+        assert!(set_watches_chunks(WatchPaths::default(), 1, 1000).is_empty());
+        let one = set_watches_chunks(
+            WatchPaths {
+                data: vec!["/a".into()],
+                ..Default::default()
+            },
+            1,
+            1000,
+        );
+        assert_eq!(one.len(), 1);
     }
 
     #[test]

@@ -849,3 +849,49 @@ async fn an_expired_state_event_ends_the_session() {
 async fn within_secs<T>(f: impl std::future::Future<Output = T>) -> T {
     timeout(Duration::from_secs(5), f).await.expect("timed out")
 }
+
+#[tokio::test]
+async fn oversized_request_is_refused_without_losing_the_connection() {
+    let fake = Fake::new().await;
+    let o = ConnectOptions {
+        max_frame: 64 * 1024,
+        ..opts()
+    };
+    let (c, (mut peer, _)) =
+        tokio::join!(Client::connect(&fake.addr, o), fake.accept_session(5, 1));
+    let c = c.unwrap();
+    let big = vec![7u8; 64 * 1024];
+    assert_eq!(c.set_data("/a", big, None).await, Err(Error::BadArguments));
+    let server = async {
+        let r = peer.recv().await;
+        assert!(
+            matches!(&r.op, Some(Q::SetData(d)) if d.data.len() == 60 * 1024),
+            "the big one was never sent"
+        );
+        peer.reply(r.xid, 2, 0, Some(R::Stat(stat(1, 2)))).await;
+    };
+    let (r, ()) = tokio::join!(c.set_data("/a", vec![7u8; 60 * 1024], None), server);
+    assert_eq!(r.unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn close_then_drop_sends_one_close_session() {
+    let fake = Fake::new().await;
+    let (c, mut peer) = connected(&fake, 8).await;
+    {
+        // Start closing (the request is queued on first poll), then drop every handle.
+        let mut closing = Box::pin(c.close());
+        assert!(futures::poll!(&mut closing).is_pending());
+    }
+    drop(c);
+    let r = peer.recv().await;
+    assert!(matches!(r.op, Some(Q::CloseSession(_))));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    peer.reply(r.xid, 9, 0, Some(R::Empty(wire::Empty {})))
+        .await;
+    // Nothing else was sent: the next read sees the client hang up.
+    let next = timeout(Duration::from_secs(5), peer.io.next())
+        .await
+        .unwrap();
+    assert!(matches!(next, None | Some(Err(_))), "{next:?}");
+}

@@ -27,7 +27,10 @@ pub struct Codec<D, E> {
 
 impl<D, E> Codec<D, E> {
     pub fn new(max: usize) -> Self {
-        Codec { max, _types: PhantomData }
+        Codec {
+            max,
+            _types: PhantomData,
+        }
     }
 }
 
@@ -60,7 +63,8 @@ impl<D, E: prost::Message> Encoder<E> for Codec<D, E> {
         let len = item.encoded_len();
         dst.reserve(4 + len);
         dst.put_u32(len as u32);
-        item.encode(dst).map_err(|e| std::io::Error::other(e.to_string()))?;
+        item.encode(dst)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(())
     }
 }
@@ -107,7 +111,10 @@ mod tests {
     fn oversized_and_malformed_are_errors() {
         let mut c = C::new(16);
         let mut src = BytesMut::from(&[0u8, 0, 1, 0][..]);
-        assert!(matches!(c.decode(&mut src), Err(FrameError::TooLarge { len: 256, max: 16 })));
+        assert!(matches!(
+            c.decode(&mut src),
+            Err(FrameError::TooLarge { len: 256, max: 16 })
+        ));
         let mut src = BytesMut::from(&[0u8, 0, 0, 3, 0xff, 0xff, 0xff][..]);
         assert!(matches!(c.decode(&mut src), Err(FrameError::Malformed(_))));
     }

@@ -222,7 +222,10 @@ pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF_FFFF;
 
 impl wire::CreateMode {
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, wire::CreateMode::Ephemeral | wire::CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            wire::CreateMode::Ephemeral | wire::CreateMode::EphemeralSequential
+        )
     }
     pub fn is_sequential(self) -> bool {
         matches!(

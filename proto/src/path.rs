@@ -13,7 +13,10 @@ pub struct InvalidPath {
 }
 
 fn invalid(path: &str, reason: &'static str) -> InvalidPath {
-    InvalidPath { path: path.to_string(), reason }
+    InvalidPath {
+        path: path.to_string(),
+        reason,
+    }
 }
 
 /// Checks a path; `sequential` allows the trailing `/` a sequential create may have.
@@ -98,7 +101,19 @@ mod tests {
 
     #[test]
     fn refuses_invalid_paths() {
-        for p in ["", "a", "/a/", "//", "/a//b", "/.", "/a/..", "/a/./b", "/a\u{0}", "/\u{1}", "/\u{fff5}"] {
+        for p in [
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/a/..",
+            "/a/./b",
+            "/a\u{0}",
+            "/\u{1}",
+            "/\u{fff5}",
+        ] {
             assert!(validate(p, false).is_err(), "{p:?}");
         }
         assert!(validate("/a//", true).is_err());

@@ -1,0 +1,728 @@
+//! Transition tests asserting the exact action lists (openraft style).
+
+use bytes::Bytes;
+
+use crate::{Action, Config, Message, PeerState, Persisted, Phase, Role, Txn, Vote, Zab, Zxid};
+
+fn txn(e: u32, c: u32, d: &'static str) -> Txn {
+    Txn {
+        zxid: Zxid::new(e, c),
+        data: Bytes::from_static(d.as_bytes()),
+    }
+}
+
+fn send(to: u64, msg: Message) -> Action {
+    Action::Send { to, msg }
+}
+
+fn vote(leader: u64, zxid: Zxid, epoch: u32, round: u64, state: PeerState) -> Message {
+    Message::Vote {
+        vote: Vote {
+            leader,
+            zxid,
+            epoch,
+        },
+        round,
+        state,
+    }
+}
+
+fn three(id: u64) -> Zab {
+    Zab::new(Config::new(id, vec![1, 2, 3]), Persisted::default(), 7)
+}
+
+#[test]
+fn single_member_elects_itself_and_commits_without_messages() {
+    let mut z = Zab::new(Config::new(1, vec![1]), Persisted::default(), 0);
+    assert_eq!(
+        z.start(),
+        vec![
+            Action::RoleChanged {
+                role: Role::Looking,
+                epoch: 0
+            },
+            Action::RoleChanged {
+                role: Role::Leading,
+                epoch: 0
+            },
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 0
+            },
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 1
+            },
+            Action::Established,
+        ]
+    );
+    assert!(z.is_established_leader());
+    let (zxid, actions) = z.propose(Bytes::from_static(b"a")).unwrap();
+    assert_eq!(zxid, Zxid::new(1, 1));
+    assert_eq!(actions, vec![Action::Append(vec![txn(1, 1, "a")])]);
+    assert_eq!(
+        z.last_committed(),
+        Zxid::ZERO,
+        "nothing committed before it is durable"
+    );
+    assert_eq!(
+        z.log_durable(zxid),
+        vec![Action::Deliver(vec![txn(1, 1, "a")])]
+    );
+    assert_eq!(z.last_committed(), zxid);
+    assert_eq!(z.tick(), vec![], "no peers, no pings");
+}
+
+#[test]
+fn single_member_restart_commits_its_log_in_a_new_epoch() {
+    let persisted = Persisted {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        snapshot_zxid: Zxid::new(1, 1),
+        log: vec![txn(1, 2, "b"), txn(1, 3, "c")],
+    };
+    let mut z = Zab::new(Config::new(1, vec![1]), persisted, 0);
+    assert_eq!(
+        z.last_committed(),
+        Zxid::new(1, 1),
+        "delivery restarts after the snapshot"
+    );
+    let actions = z.start();
+    assert_eq!(
+        actions[2..],
+        [
+            Action::PersistEpochs {
+                accepted_epoch: 2,
+                current_epoch: 1
+            },
+            Action::PersistEpochs {
+                accepted_epoch: 2,
+                current_epoch: 2
+            },
+            Action::Deliver(vec![txn(1, 2, "b"), txn(1, 3, "c")]),
+            Action::Established,
+        ]
+    );
+    let (zxid, _) = z.propose(Bytes::from_static(b"d")).unwrap();
+    assert_eq!(
+        zxid,
+        Zxid::new(2, 1),
+        "first proposal of the new epoch has counter 1"
+    );
+}
+
+/// Drives server 3 of {1,2,3} to an established leader with follower 1.
+fn established_leader() -> Zab {
+    let mut z = three(3);
+    z.start();
+    assert_eq!(
+        z.step(1, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking)),
+        vec![]
+    );
+    // Every member agrees: no finalize wait.
+    assert_eq!(
+        z.step(2, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking)),
+        vec![Action::RoleChanged {
+            role: Role::Leading,
+            epoch: 0
+        }]
+    );
+    assert_eq!(z.phase(), Phase::Discovery);
+    assert_eq!(
+        z.step(
+            1,
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO
+            }
+        ),
+        vec![
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 0
+            },
+            send(1, Message::LeaderInfo { epoch: 1 }),
+        ]
+    );
+    assert_eq!(
+        z.step(
+            1,
+            Message::AckEpoch {
+                current_epoch: 0,
+                last_zxid: Zxid::ZERO,
+                epoch_ends: vec![Zxid::ZERO],
+                counted: true
+            }
+        ),
+        vec![
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 1
+            },
+            send(1, Message::Diff { after: Zxid::ZERO }),
+            send(
+                1,
+                Message::NewLeader {
+                    epoch: 1,
+                    zxid: Zxid::ZERO
+                }
+            ),
+        ]
+    );
+    assert_eq!(z.phase(), Phase::Synchronisation);
+    assert_eq!(
+        z.step(1, Message::AckNewLeader { epoch: 1 }),
+        vec![
+            send(
+                1,
+                Message::UpToDate {
+                    committed: Zxid::ZERO
+                }
+            ),
+            Action::Established
+        ]
+    );
+    z
+}
+
+#[test]
+fn leader_commits_only_after_quorum_including_its_own_durability() {
+    let mut z = established_leader();
+    let (zxid, actions) = z.propose(Bytes::from_static(b"a")).unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Append(vec![txn(1, 1, "a")]),
+            send(
+                1,
+                Message::Proposal {
+                    txn: txn(1, 1, "a")
+                }
+            )
+        ]
+    );
+    // The follower's ack alone is not a quorum: the leader's log is not durable.
+    assert_eq!(z.step(1, Message::Ack { zxid }), vec![]);
+    assert_eq!(z.last_committed(), Zxid::ZERO);
+    assert_eq!(
+        z.log_durable(zxid),
+        vec![
+            Action::Deliver(vec![txn(1, 1, "a")]),
+            send(1, Message::Commit { zxid })
+        ]
+    );
+}
+
+#[test]
+fn leader_commits_in_order_with_cumulative_acks() {
+    let mut z = established_leader();
+    let (a, _) = z.propose(Bytes::from_static(b"a")).unwrap();
+    let (b, _) = z.propose(Bytes::from_static(b"b")).unwrap();
+    assert_eq!(z.log_durable(b), vec![]);
+    assert_eq!(
+        z.step(1, Message::Ack { zxid: a }),
+        vec![
+            Action::Deliver(vec![txn(1, 1, "a")]),
+            send(1, Message::Commit { zxid: a })
+        ]
+    );
+    assert_eq!(
+        z.step(1, Message::Ack { zxid: b }),
+        vec![
+            Action::Deliver(vec![txn(1, 2, "b")]),
+            send(1, Message::Commit { zxid: b })
+        ]
+    );
+}
+
+#[test]
+fn leader_steps_down_without_a_quorum() {
+    let mut z = established_leader();
+    let timeout = z.config().leader_timeout_ticks;
+    let mut stepped = false;
+    for _ in 0..=timeout + 1 {
+        if z.tick().contains(&Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 1,
+        }) {
+            stepped = true;
+            break;
+        }
+    }
+    assert!(stepped);
+    assert_eq!(z.role(), Role::Looking);
+    assert!(z.propose(Bytes::new()).is_err());
+}
+
+/// Drives server 2 of {1,2,3} to follow 3 (finalize window included).
+fn following() -> Zab {
+    let mut z = three(2);
+    z.start();
+    let v3 = vote(3, Zxid::ZERO, 0, 1, PeerState::Looking);
+    assert_eq!(
+        z.step(3, v3.clone()),
+        vec![send(1, v3.clone()), send(3, v3.clone())],
+        "adopts the better vote and re-broadcasts it"
+    );
+    assert_eq!(
+        z.role(),
+        Role::Looking,
+        "quorum but not unanimous: finalize window"
+    );
+    assert_eq!(z.tick(), vec![]);
+    assert_eq!(
+        z.tick(),
+        vec![
+            Action::RoleChanged {
+                role: Role::Following { leader: 3 },
+                epoch: 0
+            },
+            send(
+                3,
+                Message::FollowerInfo {
+                    accepted_epoch: 0,
+                    last_zxid: Zxid::ZERO
+                }
+            ),
+        ]
+    );
+    z
+}
+
+#[test]
+fn follower_acks_only_after_durability() {
+    let mut z = following();
+    assert_eq!(
+        z.step(3, Message::LeaderInfo { epoch: 1 }),
+        vec![
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 0
+            },
+            send(
+                3,
+                Message::AckEpoch {
+                    current_epoch: 0,
+                    last_zxid: Zxid::ZERO,
+                    epoch_ends: vec![Zxid::ZERO],
+                    counted: true
+                }
+            ),
+        ]
+    );
+    assert_eq!(z.step(3, Message::Diff { after: Zxid::ZERO }), vec![]);
+    assert_eq!(
+        z.step(
+            3,
+            Message::Proposal {
+                txn: txn(0, 1, "old")
+            }
+        ),
+        vec![Action::Append(vec![txn(0, 1, "old")])]
+    );
+    assert_eq!(
+        z.step(
+            3,
+            Message::NewLeader {
+                epoch: 1,
+                zxid: Zxid::new(0, 1)
+            }
+        ),
+        vec![],
+        "not durable yet"
+    );
+    assert_eq!(z.current_epoch(), 0);
+    assert_eq!(
+        z.log_durable(Zxid::new(0, 1)),
+        vec![
+            Action::PersistEpochs {
+                accepted_epoch: 1,
+                current_epoch: 1
+            },
+            send(3, Message::AckNewLeader { epoch: 1 })
+        ]
+    );
+    assert_eq!(
+        z.last_committed(),
+        Zxid::ZERO,
+        "nothing delivered before UPTODATE"
+    );
+    assert_eq!(
+        z.step(
+            3,
+            Message::UpToDate {
+                committed: Zxid::new(0, 1)
+            }
+        ),
+        vec![Action::Deliver(vec![txn(0, 1, "old")]), Action::Established]
+    );
+    assert_eq!(z.phase(), Phase::Broadcast);
+    let a = txn(1, 1, "a");
+    assert_eq!(
+        z.step(3, Message::Proposal { txn: a.clone() }),
+        vec![Action::Append(vec![a.clone()])]
+    );
+    assert_eq!(
+        z.step(3, Message::Commit { zxid: a.zxid }),
+        vec![Action::Deliver(vec![a.clone()])],
+        "commit may precede local durability"
+    );
+    assert_eq!(
+        z.log_durable(a.zxid),
+        vec![send(3, Message::Ack { zxid: a.zxid })]
+    );
+    assert_eq!(z.step(3, Message::Ping), vec![send(3, Message::Pong)]);
+}
+
+#[test]
+fn follower_refuses_an_older_epoch_and_times_out() {
+    let mut z = following();
+    assert_eq!(z.step(3, Message::LeaderInfo { epoch: 1 }).len(), 2);
+    // A different leader attempt with a stale epoch is refused.
+    let mut y = Zab::new(
+        Config::new(2, vec![1, 2, 3]),
+        Persisted {
+            accepted_epoch: 5,
+            ..Persisted::default()
+        },
+        1,
+    );
+    y.start();
+    y.step(3, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+    y.tick();
+    y.tick();
+    assert_eq!(y.role(), Role::Following { leader: 3 });
+    let actions = y.step(3, Message::LeaderInfo { epoch: 4 });
+    assert_eq!(
+        actions[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+    assert_eq!(y.accepted_epoch(), 5);
+    // Silence from the leader ends the following.
+    let timeout = z.config().follower_timeout_ticks;
+    for _ in 0..timeout {
+        assert!(!z
+            .tick()
+            .iter()
+            .any(|a| matches!(a, Action::RoleChanged { .. })));
+    }
+    assert_eq!(
+        z.tick()[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+    // So does a lost connection.
+    let mut w = following();
+    assert_eq!(w.peer_disconnected(1), vec![]);
+    assert_eq!(
+        w.peer_disconnected(3)[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+}
+
+#[test]
+fn sync_point_truncates_divergent_epochs_and_snaps_when_out_of_window() {
+    // Leader history: (1,1) (1,2) (3,1); its window keeps everything.
+    let persisted = Persisted {
+        accepted_epoch: 3,
+        current_epoch: 3,
+        snapshot_zxid: Zxid::ZERO,
+        log: vec![txn(1, 1, "a"), txn(1, 2, "b"), txn(3, 1, "c")],
+    };
+    let z = Zab::new(Config::new(1, vec![1, 2, 3]), persisted.clone(), 0);
+    let e = |v: &[(u32, u32)]| v.iter().map(|&(a, b)| Zxid::new(a, b)).collect::<Vec<_>>();
+    // Same history: nothing to send.
+    assert_eq!(
+        z.sync_point(&e(&[(0, 0), (1, 2), (3, 1)])),
+        Some(Zxid::new(3, 1))
+    );
+    // Behind: DIFF from its last.
+    assert_eq!(z.sync_point(&e(&[(0, 0), (1, 1)])), Some(Zxid::new(1, 1)));
+    // Epoch 2 was never adopted by the leader: TRUNC to the end of epoch 1 the
+    // follower has, even though (1,2) < (2,1) is in the leader's history.
+    assert_eq!(
+        z.sync_point(&e(&[(0, 0), (1, 1), (2, 1)])),
+        Some(Zxid::new(1, 1))
+    );
+    // More of epoch 3 than the leader (impossible in practice): cut to ours.
+    assert_eq!(
+        z.sync_point(&e(&[(0, 0), (1, 2), (3, 5)])),
+        Some(Zxid::new(3, 1))
+    );
+    // Out of the DIFF window: the leader trims (1,1) and (1,2) once committed.
+    let mut cfg = Config::new(1, vec![1]);
+    cfg.diff_window = 1;
+    let mut solo = Zab::new(cfg, persisted, 0);
+    solo.start();
+    assert_eq!(solo.last_committed(), Zxid::new(3, 1));
+    assert_eq!(solo.sync_point(&e(&[(0, 0), (1, 1)])), None, "SNAP");
+    assert_eq!(solo.sync_point(&e(&[(0, 0), (2, 4)])), None, "SNAP");
+    assert_eq!(
+        solo.sync_point(&e(&[(0, 0), (1, 2)])),
+        Some(Zxid::new(1, 2)),
+        "the window base itself"
+    );
+}
+
+#[test]
+fn looking_server_joins_a_running_ensemble() {
+    let mut z = three(1);
+    z.start();
+    let est = Vote::established(3, 4);
+    let following = Message::Vote {
+        vote: est,
+        round: 9,
+        state: PeerState::Following,
+    };
+    let leading = Message::Vote {
+        vote: est,
+        round: 9,
+        state: PeerState::Leading,
+    };
+    assert_eq!(z.step(2, following), vec![]);
+    assert_eq!(
+        z.step(3, leading),
+        vec![
+            Action::RoleChanged {
+                role: Role::Following { leader: 3 },
+                epoch: 0
+            },
+            send(
+                3,
+                Message::FollowerInfo {
+                    accepted_epoch: 0,
+                    last_zxid: Zxid::ZERO
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn follower_truncates_then_installs_snapshot() {
+    let persisted = Persisted {
+        accepted_epoch: 2,
+        current_epoch: 2,
+        snapshot_zxid: Zxid::ZERO,
+        log: vec![txn(1, 1, "a"), txn(2, 1, "x")],
+    };
+    let mut z = Zab::new(Config::new(2, vec![1, 2, 3]), persisted.clone(), 3);
+    z.start();
+    z.step(3, vote(3, Zxid::new(2, 1), 2, 1, PeerState::Looking));
+    z.tick();
+    z.tick();
+    assert_eq!(z.role(), Role::Following { leader: 3 });
+    z.step(3, Message::LeaderInfo { epoch: 3 });
+    assert_eq!(
+        z.step(
+            3,
+            Message::Trunc {
+                after: Zxid::new(1, 1)
+            }
+        ),
+        vec![Action::Truncate {
+            after: Zxid::new(1, 1)
+        }]
+    );
+    assert_eq!(z.last_zxid(), Zxid::new(1, 1));
+    let b = txn(1, 2, "b");
+    assert_eq!(
+        z.step(3, Message::Proposal { txn: b.clone() }),
+        vec![Action::Append(vec![b])]
+    );
+    // Too far behind the leader's window: a snapshot replaces everything.
+    let mut y = Zab::new(Config::new(2, vec![1, 2, 3]), persisted, 3);
+    y.start();
+    y.step(3, vote(3, Zxid::new(2, 1), 2, 1, PeerState::Looking));
+    y.tick();
+    y.tick();
+    y.step(3, Message::LeaderInfo { epoch: 3 });
+    let data = Bytes::from_static(b"state");
+    assert_eq!(
+        y.step(
+            3,
+            Message::Snapshot {
+                zxid: Zxid::new(2, 7),
+                data: data.clone()
+            }
+        ),
+        vec![Action::InstallSnapshot {
+            zxid: Zxid::new(2, 7),
+            data
+        }]
+    );
+    assert_eq!(
+        (y.last_zxid(), y.last_committed()),
+        (Zxid::new(2, 7), Zxid::new(2, 7))
+    );
+    // A TRUNC below what it has delivered would be a leader bug: refused.
+    let mut w = Zab::new(
+        Config::new(2, vec![1, 2, 3]),
+        Persisted {
+            snapshot_zxid: Zxid::new(2, 1),
+            ..Persisted::default()
+        },
+        3,
+    );
+    w.start();
+    w.step(3, vote(3, Zxid::new(2, 1), 0, 1, PeerState::Looking));
+    w.tick();
+    w.tick();
+    w.step(3, Message::LeaderInfo { epoch: 3 });
+    assert_eq!(
+        w.step(
+            3,
+            Message::Trunc {
+                after: Zxid::new(1, 1)
+            }
+        )[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+}
+
+#[test]
+fn leader_gives_up_when_a_follower_is_ahead() {
+    let mut z = three(3);
+    z.start();
+    z.step(1, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+    z.step(2, vote(3, Zxid::ZERO, 0, 1, PeerState::Looking));
+    z.step(
+        1,
+        Message::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: Zxid::new(0, 3),
+        },
+    );
+    let ahead = Message::AckEpoch {
+        current_epoch: 0,
+        last_zxid: Zxid::new(0, 3),
+        epoch_ends: vec![Zxid::new(0, 3)],
+        counted: true,
+    };
+    let actions = z.step(1, ahead);
+    assert_eq!(
+        actions[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 0
+        }
+    );
+    assert_eq!(z.current_epoch(), 0, "the new epoch was never made current");
+}
+
+#[test]
+fn leader_steps_down_for_a_joiner_that_promised_a_newer_epoch() {
+    let mut z = established_leader();
+    let actions = z.step(
+        2,
+        Message::FollowerInfo {
+            accepted_epoch: 5,
+            last_zxid: Zxid::ZERO,
+        },
+    );
+    assert_eq!(
+        actions[0],
+        Action::RoleChanged {
+            role: Role::Looking,
+            epoch: 1
+        }
+    );
+}
+
+#[test]
+fn late_joiner_is_synced_while_the_leader_broadcasts() {
+    let mut z = established_leader();
+    let (a, _) = z.propose(Bytes::from_static(b"a")).unwrap();
+    z.log_durable(a);
+    z.step(1, Message::Ack { zxid: a });
+    assert_eq!(z.last_committed(), a);
+    assert_eq!(
+        z.step(
+            2,
+            Message::FollowerInfo {
+                accepted_epoch: 0,
+                last_zxid: Zxid::ZERO
+            }
+        ),
+        vec![send(2, Message::LeaderInfo { epoch: 1 })]
+    );
+    let ack_epoch = Message::AckEpoch {
+        current_epoch: 0,
+        last_zxid: Zxid::ZERO,
+        epoch_ends: vec![Zxid::ZERO],
+        counted: true,
+    };
+    assert_eq!(
+        z.step(2, ack_epoch),
+        vec![
+            send(2, Message::Diff { after: Zxid::ZERO }),
+            send(
+                2,
+                Message::Proposal {
+                    txn: txn(1, 1, "a")
+                }
+            ),
+            send(2, Message::NewLeader { epoch: 1, zxid: a }),
+        ]
+    );
+    // Proposed while it syncs: forwarded after NEWLEADER on the FIFO link.
+    let (_, actions) = z.propose(Bytes::from_static(b"b")).unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Append(vec![txn(1, 2, "b")]),
+            send(
+                1,
+                Message::Proposal {
+                    txn: txn(1, 2, "b")
+                }
+            ),
+            send(
+                2,
+                Message::Proposal {
+                    txn: txn(1, 2, "b")
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        z.step(2, Message::AckNewLeader { epoch: 1 }),
+        vec![send(2, Message::UpToDate { committed: a })]
+    );
+    // Its ack now counts: with the leader's own durability it commits b.
+    z.log_durable(Zxid::new(1, 2));
+    assert_eq!(
+        z.step(
+            2,
+            Message::Ack {
+                zxid: Zxid::new(1, 2)
+            }
+        ),
+        vec![
+            Action::Deliver(vec![txn(1, 2, "b")]),
+            send(
+                1,
+                Message::Commit {
+                    zxid: Zxid::new(1, 2)
+                }
+            ),
+            send(
+                2,
+                Message::Commit {
+                    zxid: Zxid::new(1, 2)
+                }
+            ),
+        ]
+    );
+}
