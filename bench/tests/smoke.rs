@@ -47,7 +47,7 @@ impl Server {
             .port();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(server_binary())
-            .args(["--port", &port.to_string(), "--data-dir"])
+            .args(["--port", &port.to_string(), "--zk-port", "0", "--data-dir"])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

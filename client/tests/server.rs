@@ -75,7 +75,13 @@ impl Server {
 
     fn spawn(&mut self) {
         let child = Command::new(server_binary())
-            .args(["--port", &self.port.to_string(), "--data-dir"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--zk-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -509,17 +515,65 @@ async fn session_survives_a_server_restart_with_its_watches() {
     );
 }
 
+/// A client process that died without closing: its session and ephemeral stay,
+/// and another client resumes the session with its id and password. (Two live
+/// clients sharing one session would take it from each other on every reconnect,
+/// as with ZooKeeper, so the first one here is a bare connection that just stops.)
 #[tokio::test]
 async fn resumed_session_keeps_its_ephemerals() {
+    use futures::SinkExt;
+    use zabkeeper_proto::wire::{self, client_frame, request, server_frame};
     let server = Server::start();
-    let a = server.client().await;
-    a.create("/mine", "", CreateMode::Ephemeral).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let mut io = tokio_util::codec::Framed::new(
+        stream,
+        zabkeeper_proto::frame::Codec::<wire::ServerFrame, wire::ClientFrame>::new(1 << 20),
+    );
+    let hello = wire::ConnectRequest {
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    io.send(wire::ClientFrame {
+        kind: Some(client_frame::Kind::Connect(hello)),
+    })
+    .await
+    .unwrap();
+    let Some(Ok(wire::ServerFrame {
+        kind: Some(server_frame::Kind::Connect(granted)),
+    })) = io.next().await
+    else {
+        panic!("no ConnectResponse");
+    };
+    let create = request::Op::Create(wire::CreateRequest {
+        path: "/mine".into(),
+        mode: CreateMode::Ephemeral as i32,
+        ..Default::default()
+    });
+    let req = wire::Request {
+        xid: 1,
+        consistency: 0,
+        op: Some(create),
+    };
+    io.send(wire::ClientFrame {
+        kind: Some(client_frame::Kind::Request(req)),
+    })
+    .await
+    .unwrap();
+    let Some(Ok(wire::ServerFrame {
+        kind: Some(server_frame::Kind::Response(r)),
+    })) = io.next().await
+    else {
+        panic!("no response");
+    };
+    assert_eq!(r.error, 0);
+    drop(io); // the first client vanishes without closing its session
+
     let resume = ConnectOptions {
-        session: Some((a.session_id(), a.session_password())),
+        session: Some((granted.session_id, granted.password.to_vec())),
         ..opts()
     };
     let b = Client::connect(&server.addr(), resume).await.unwrap();
-    assert_eq!(b.session_id(), a.session_id());
+    assert_eq!(b.session_id(), granted.session_id);
     assert_eq!(b.get_ephemerals("/").await.unwrap(), vec!["/mine"]);
     b.close().await.unwrap();
     let c = server.client().await;

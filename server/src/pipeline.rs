@@ -63,6 +63,10 @@ pub struct Pipeline {
     snapshots: Arc<Mutex<Box<dyn SnapshotStore>>>,
     /// Txns logged but not yet durable, in zxid order, with who waits for them.
     in_flight: VecDeque<(Txn, Option<Completion>)>,
+    /// Refused writes, answered once every txn logged before them is applied
+    /// (their refusal may rest on those txns: a client told NodeExists must be able
+    /// to read the node next). Each waits for its zxid.
+    held: VecDeque<(i64, Completion, Outcome)>,
     epoch: u32,
     counter: u32,
     since_snapshot: u64,
@@ -82,6 +86,7 @@ impl Pipeline {
             log,
             snapshots: Arc::new(Mutex::new(snapshots)),
             in_flight: VecDeque::new(),
+            held: VecDeque::new(),
             epoch,
             counter: 0,
             since_snapshot,
@@ -140,6 +145,9 @@ impl Pipeline {
             if let Some(c) = completion {
                 c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
             }
+        }
+        for (_, c, _) in self.held.drain(..) {
+            c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
         }
         writes.close();
         while let Ok(msg) = writes.try_recv() {
@@ -213,7 +221,11 @@ impl Pipeline {
             }
             Err(e) => {
                 if let Some(c) = w.completion {
-                    c.complete(crate::apply::prep_error_outcome(e));
+                    let outcome = crate::apply::prep_error_outcome(e);
+                    match self.in_flight.back() {
+                        Some((last, _)) => self.held.push_back((last.zxid, c, outcome)),
+                        None => c.complete(outcome),
+                    }
                 }
             }
         }
@@ -232,6 +244,14 @@ impl Pipeline {
         let last = batch.last().map(|(t, _)| t.zxid).unwrap_or(zxid);
         crate::apply::apply_batch(&self.core, batch);
         self.pending.applied(last);
+        while self
+            .held
+            .front()
+            .is_some_and(|(after, _, _)| *after <= last)
+        {
+            let (_, c, outcome) = self.held.pop_front().expect("front checked");
+            c.complete(outcome);
+        }
     }
 
     fn expire_sessions(&mut self) {

@@ -296,18 +296,27 @@ async fn ephemerals_follow_a_moving_session_and_vanish_after_expiry() {
     // The owner's server dies; the session lives on and moves to another member.
     cluster.kill9(home);
     let other = (home + 1) % 3;
-    let resumed = RawClient::connect_with(
-        cluster.addr(other),
-        wire::ConnectRequest {
-            session_id: id,
-            password: password.clone().into(),
-            timeout_ms: 2000,
-            last_zxid_seen: z.zxid,
-            ..Default::default()
-        },
-    )
-    .await;
-    let mut owner = resumed.expect("session resumes on another member");
+    // The member may still be joining the epoch: retry until it serves.
+    let resume = wire::ConnectRequest {
+        session_id: id,
+        password: password.clone().into(),
+        timeout_ms: 2000,
+        last_zxid_seen: z.zxid,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut owner = loop {
+        match RawClient::try_connect_with(cluster.addr(other), resume.clone()).await {
+            Some(Ok(c)) => break c,
+            Some(Err(r)) if r.error != ErrorCode::NoLeader.code() => {
+                panic!("session not resumed: {r:?}")
+            }
+            _ => {
+                assert!(Instant::now() < deadline, "member {other} never served");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(owner.call(ping()).await.0.error, 0);

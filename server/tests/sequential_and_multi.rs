@@ -339,3 +339,34 @@ async fn containers_and_ttl_nodes_are_removed_when_due() {
     }
     assert_eq!(c.call(exists("/fresh-box", false)).await.0.error, 0);
 }
+
+/// Creates `path`; if refused with NodeExists, reads it at once. 1 if refused.
+async fn attempt(c: &mut RawClient, path: String) -> usize {
+    let (r, _) = c.call(create(&path, b"x", CreateMode::Persistent)).await;
+    if r.error == ErrorCode::NodeExists.code() {
+        let (g, _) = c.call(get(&path, false)).await;
+        assert_eq!(g.error, 0, "told {path} exists, but cannot read it");
+        return 1;
+    }
+    assert_eq!(r.error, 0);
+    0
+}
+
+/// A write refused because of another session's write still in flight is answered
+/// only after that write is applied: a client told NodeExists can read the node at
+/// once (ZooKeeper sends such refusals through its commit pipeline in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_never_ahead_of_the_write_it_rests_on() {
+    let server = ServerProcess::start(&[]);
+    let mut a = RawClient::connect(server.addr).await;
+    let mut b = RawClient::connect(server.addr).await;
+    let mut refused = 0;
+    for i in 0..300 {
+        let path = format!("/race{i}");
+        // Both create the same node at once; at most one wins. Whoever is refused
+        // reads the node right away, without waiting for the other's answer.
+        let (x, y) = tokio::join!(attempt(&mut a, path.clone()), attempt(&mut b, path));
+        refused += x + y;
+    }
+    assert_eq!(refused, 300, "exactly one create of each pair fails");
+}

@@ -62,6 +62,10 @@ pub struct Refused {
     pub multi: Vec<i32>,
     #[prost(bool, tag = "5")]
     pub is_multi: bool,
+    /// The leader's last proposed zxid when it refused: the follower answers only
+    /// once it has applied that far (the refusal may rest on those txns).
+    #[prost(int64, tag = "6")]
+    pub after_zxid: i64,
 }
 
 /// Follower -> leader: sessions with client activity since the last touch.
@@ -243,6 +247,7 @@ impl Refused {
                 code: f.code.code(),
                 multi: f.results.clone(),
                 is_multi: true,
+                after_zxid: 0,
             },
             other => Refused {
                 session_id,
@@ -250,6 +255,7 @@ impl Refused {
                 code: other.code(),
                 multi: Vec::new(),
                 is_multi: false,
+                after_zxid: 0,
             },
         }
     }

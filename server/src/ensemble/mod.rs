@@ -73,8 +73,10 @@ pub struct Replica {
     /// Syncs sent to the leader, waiting for its commit point.
     syncs: HashMap<u64, (String, Completion)>,
     next_sync: u64,
-    /// Syncs whose commit point is known, waiting for this member to apply it.
-    parked: Vec<(i64, String, Completion)>,
+    /// Answers that wait for this member to apply up to a zxid: syncs whose
+    /// commit point is known, and refused writes whose refusal may rest on txns
+    /// proposed before them.
+    parked: Vec<(i64, Completion, Outcome)>,
     since_snapshot: u64,
     shutdown: CancellationToken,
 }
@@ -239,11 +241,13 @@ impl Replica {
             Ok(txn) => txn,
             Err(e) => {
                 let outcome = prep_error_outcome(e);
+                let after = self.zab.last_zxid().0 as i64;
                 match origin {
-                    Origin::Local(Some(c)) => c.complete(outcome),
+                    Origin::Local(Some(c)) => self.answer_after(after, c, outcome),
                     Origin::Local(None) => {}
                     Origin::Remote(from) => {
-                        let refused = Refused::new(session_id, cxid, &outcome);
+                        let mut refused = Refused::new(session_id, cxid, &outcome);
+                        refused.after_zxid = after;
                         self.net.send(from, message::encode(Body::Refused(refused)));
                     }
                 }
@@ -330,7 +334,7 @@ impl Replica {
             }
             Body::Refused(r) => {
                 if let Some(c) = self.take_waiter(r.session_id, r.cxid) {
-                    c.complete(r.outcome());
+                    self.answer_after(r.after_zxid, c, r.outcome());
                 }
             }
             Body::Touch(t) => {
@@ -351,13 +355,18 @@ impl Replica {
             }
             Body::SyncReply(r) => {
                 if let Some((path, c)) = self.syncs.remove(&r.id) {
-                    if self.core.last_zxid() >= r.zxid {
-                        c.complete(Outcome::Ok(Reply::Synced(path)));
-                    } else {
-                        self.parked.push((r.zxid, path, c));
-                    }
+                    self.answer_after(r.zxid, c, Outcome::Ok(Reply::Synced(path)));
                 }
             }
+        }
+    }
+
+    /// Answers once this member has applied up to `zxid`.
+    fn answer_after(&mut self, zxid: i64, c: Completion, outcome: Outcome) {
+        if self.core.last_zxid() >= zxid {
+            c.complete(outcome);
+        } else {
+            self.parked.push((zxid, c, outcome));
         }
     }
 
@@ -534,11 +543,11 @@ impl Replica {
         if !self.parked.is_empty() {
             let applied = self.core.last_zxid();
             let mut keep = Vec::new();
-            for (zxid, path, c) in self.parked.drain(..) {
+            for (zxid, c, outcome) in self.parked.drain(..) {
                 if zxid <= applied {
-                    c.complete(Outcome::Ok(Reply::Synced(path)));
+                    c.complete(outcome);
                 } else {
-                    keep.push((zxid, path, c));
+                    keep.push((zxid, c, outcome));
                 }
             }
             self.parked = keep;
@@ -555,7 +564,7 @@ impl Replica {
         for (_, (_, c)) in self.syncs.drain() {
             c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
         }
-        for (_, _, c) in self.parked.drain(..) {
+        for (_, c, _) in self.parked.drain(..) {
             c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
         }
     }
