@@ -121,14 +121,34 @@ impl Ensemble {
         v
     }
 
-    /// Ends `c`'s session from another connection, then waits until `c` hears it.
+    /// Ends `c`'s session from another connection and waits until `c` hears it. `c`
+    /// may win the session back (it reconnects as soon as the server drops its
+    /// connection for the newcomer) before the close lands, so this repeats until `c`
+    /// reports `Expired`.
     async fn expire(&self, c: &Client) {
         let resume = ConnectOptions {
             session: Some((c.session_id(), c.session_password())),
             ..opts()
         };
-        let other = Client::connect(&self.addrs, resume).await.expect("attach");
-        other.close().await.expect("close the session");
+        for _ in 0..20 {
+            match Client::connect(&self.addrs, resume.clone()).await {
+                Ok(other) => other.close().await.expect("close the session"),
+                Err(Error::SessionExpired) => {}
+                Err(e) => panic!("attach to the session: {e}"),
+            }
+            let mut states = std::pin::pin!(c.state_stream());
+            let expired = async {
+                while let Some(s) = futures::StreamExt::next(&mut states).await {
+                    if s == SessionState::Expired {
+                        return;
+                    }
+                }
+            };
+            if timeout(Duration::from_millis(1500), expired).await.is_ok() {
+                return;
+            }
+        }
+        panic!("could not expire session {:#x}", c.session_id());
     }
 }
 

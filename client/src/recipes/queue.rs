@@ -119,15 +119,18 @@ impl Queue {
     /// The items waiting, in the order they will be taken.
     async fn list(&self, watch: bool) -> Result<(Vec<String>, Option<crate::OneshotWatch>), Error> {
         let (names, w) = if watch {
-            match self.zk.get_children_w(&self.items).await {
-                Ok((n, w)) => (n, Some(w)),
-                Err(Error::NoNode) => {
-                    ensure_path(&self.zk, &self.items).await?;
-                    ensure_path(&self.zk, &self.taken).await?;
-                    let (n, w) = self.zk.get_children_w(&self.items).await?;
-                    (n, Some(w))
+            loop {
+                match self.zk.get_children_w(&self.items).await {
+                    Ok((n, w)) => break (n, Some(w)),
+                    Err(Error::NoNode) => {
+                        ensure_path(&self.zk, &self.items).await?;
+                        ensure_path(&self.zk, &self.taken).await?;
+                        // A NodeExists answer can come before the other session's
+                        // create is visible to reads (see the report); look again.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         } else {
             match self.zk.get_children(&self.items).await {
