@@ -76,6 +76,17 @@ impl Ensemble {
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
+        let mut e = Ensemble {
+            child: None,
+            addrs: format!("127.0.0.1:{port}"),
+            _dir: Some(dir),
+            root,
+        };
+        e.spawn(port).await;
+        e
+    }
+
+    async fn spawn(&mut self, port: u16) {
         let mut child = Command::new(server_binary())
             .args([
                 "--port",
@@ -84,9 +95,9 @@ impl Ensemble {
                 "100",
                 "--data-dir",
             ])
-            .arg(dir.path())
+            .arg(self._dir.as_ref().unwrap().path())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start zabkeeper");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -95,14 +106,23 @@ impl Ensemble {
                 panic!("zabkeeper exited with {status} before accepting");
             }
             assert!(Instant::now() < deadline, "zabkeeper did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ensemble {
-            child: Some(child),
-            addrs: format!("127.0.0.1:{port}"),
-            _dir: Some(dir),
-            root,
-        }
+        self.child = Some(child);
+    }
+
+    /// Kills the standalone server and starts it again on the same port and data
+    /// (sessions survive a restart shorter than their timeout). `false` when running
+    /// against `$ZABKEEPER_ADDRS`, which this harness cannot restart.
+    async fn restart(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = c.kill();
+        let _ = c.wait();
+        let port = self.addrs.rsplit(':').next().unwrap().parse().unwrap();
+        self.spawn(port).await;
+        true
     }
 
     fn path(&self, rel: &str) -> String {
@@ -813,4 +833,59 @@ async fn discovery_cache_follows_joins_leaves_and_session_loss() {
             .await
     );
     assert_eq!(cache.instances()[0].address, "10.0.0.9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_rides_through_a_server_restart_without_orphans() {
+    let mut zk = Ensemble::start("lockrestart").await;
+    let dir = zk.path("lock");
+    let clients = zk.clients(5).await;
+    let holders = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for c in clients.iter() {
+        let (c, dir, holders, done, tokens) = (
+            c.clone(),
+            dir.clone(),
+            holders.clone(),
+            done.clone(),
+            tokens.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let lock = Lock::new(&c, &dir);
+            for _ in 0..20 {
+                let g = lock.acquire(None).await.unwrap().unwrap();
+                assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                tokens.lock().unwrap().push(g.fencing_token());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                assert_eq!(holders.fetch_sub(1, Ordering::SeqCst), 1, "two holders");
+                g.release().await.unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    eventually("some acquisitions", async || {
+        done.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    if !zk.restart().await {
+        eprintln!("restart skipped: running against $ZABKEEPER_ADDRS");
+    }
+    for t in tasks {
+        timeout(Duration::from_secs(40), t)
+            .await
+            .expect("acquisitions after the restart")
+            .unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 100);
+    let tokens = tokens.lock().unwrap().clone();
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "tokens: {tokens:?}");
+    assert!(
+        children(&clients[0], &dir).await.is_empty(),
+        "no orphan node after lost answers"
+    );
+    for c in &clients {
+        assert_eq!(c.state(), SessionState::Connected, "sessions survived");
+    }
 }

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{child, ensure_path, new_guid, wait_watch};
+use super::{child, ensure_path, new_guid, retry, wait_watch};
 use crate::{Client, CreateMode, Error, EventType};
 
 /// A single barrier at `path`.
@@ -62,7 +62,7 @@ impl Barrier {
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         let deadline = super::deadline(timeout);
         loop {
-            let (exists, w) = self.zk.exists_w(&self.path).await?;
+            let (exists, w) = retry(|| self.zk.exists_w(&self.path)).await?;
             if exists.is_none() {
                 return Ok(true);
             }
@@ -95,9 +95,7 @@ impl DoubleBarrier {
     }
 
     async fn participants(&self) -> Result<Vec<String>, Error> {
-        let mut v: Vec<String> = self
-            .zk
-            .get_children(&self.dir)
+        let mut v: Vec<String> = retry(|| self.zk.get_children(&self.dir))
             .await?
             .into_iter()
             .filter(|c| c != READY)
@@ -113,7 +111,7 @@ impl DoubleBarrier {
         let ready = child(&self.dir, READY);
         let me = child(&self.dir, &self.me);
         ensure_path(&self.zk, &self.dir).await?;
-        let (_, w) = self.zk.exists_w(&ready).await?;
+        let (_, w) = retry(|| self.zk.exists_w(&ready)).await?;
         loop {
             match self
                 .zk
@@ -154,7 +152,7 @@ impl DoubleBarrier {
                     return Err(Error::SessionExpired);
                 }
                 Some(_) => {
-                    let (exists, nw) = self.zk.exists_w(&ready).await?;
+                    let (exists, nw) = retry(|| self.zk.exists_w(&ready)).await?;
                     if exists.is_some() {
                         return Ok(true);
                     }
@@ -187,7 +185,8 @@ impl DoubleBarrier {
                 ps.iter().find(|p| **p != self.me).cloned()
             };
             let Some(target) = target else { continue };
-            let (exists, w) = self.zk.exists_w(&child(&self.dir, &target)).await?;
+            let target = child(&self.dir, &target);
+            let (exists, w) = retry(|| self.zk.exists_w(&target)).await?;
             if exists.is_some() && !wait_watch(w, deadline).await {
                 return Ok(false);
             }

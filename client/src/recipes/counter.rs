@@ -46,7 +46,7 @@ impl Counter {
 
     async fn read(&self) -> Result<(i64, i32), Error> {
         loop {
-            match self.zk.get_data(&self.path).await {
+            match super::retry(|| self.zk.get_data(&self.path)).await {
                 Ok((d, stat)) => return Ok((parse(&d)?, stat.version)),
                 Err(Error::NoNode) => {
                     let parent = zabkeeper_proto::path::parent(&self.path);

@@ -160,14 +160,15 @@ impl ServiceDiscovery {
 type View = BTreeMap<String, Instance>;
 
 async fn read_all(zk: &Client, dir: &str) -> Result<View, Error> {
-    let names = match zk.get_children(dir).await {
+    let names = match super::retry(|| zk.get_children(dir)).await {
         Ok(n) => n,
         Err(Error::NoNode) => return Ok(View::new()),
         Err(e) => return Err(e),
     };
     let mut view = View::new();
     for name in names {
-        match zk.get_data(&child(dir, &name)).await {
+        let path = child(dir, &name);
+        match super::retry(|| zk.get_data(&path)).await {
             Ok((data, _)) => {
                 if let Some(i) = decode(&data) {
                     view.insert(name, i);

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{child, create_protected, new_guid, session_lost, sorted_by_sequence};
+use super::{child, create_protected, new_guid, retry, session_lost, sorted_by_sequence};
 use crate::{Client, CreateMode, Error};
 
 /// A candidate's standing.
@@ -71,7 +71,7 @@ impl LeaderElection {
     /// The current leader, or `None` if there are no candidates.
     pub async fn leader(&self) -> Result<Option<LeaderInfo>, Error> {
         loop {
-            let children = match self.zk.get_children(&self.dir).await {
+            let children = match retry(|| self.zk.get_children(&self.dir)).await {
                 Ok(c) => sorted_by_sequence(c),
                 Err(Error::NoNode) => return Ok(None),
                 Err(e) => return Err(e),
@@ -79,7 +79,8 @@ impl LeaderElection {
             let Some(first) = children.into_iter().next() else {
                 return Ok(None);
             };
-            match self.zk.get_data(&child(&self.dir, &first)).await {
+            let path = child(&self.dir, &first);
+            match retry(|| self.zk.get_data(&path)).await {
                 Ok((payload, _)) => return Ok(Some(LeaderInfo { id: first, payload })),
                 // Left between the two reads: look again.
                 Err(Error::NoNode) => continue,

@@ -39,7 +39,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{child, create_protected, kind_of, new_guid, sorted_by_sequence, wait_watch, Cleanup};
+use super::{
+    child, create_protected, kind_of, new_guid, retry, sorted_by_sequence, wait_watch, Cleanup,
+};
 use crate::{Client, CreateMode, Error};
 
 /// Which earlier node (index into the sorted children) blocks the node at `me`, if any.
@@ -72,7 +74,7 @@ pub(crate) async fn contend(
     .await?;
     let name = path.rsplit('/').next().unwrap_or_default().to_string();
     loop {
-        let children = sorted_by_sequence(zk.get_children(dir).await?);
+        let children = sorted_by_sequence(retry(|| zk.get_children(dir)).await?);
         let me = children
             .iter()
             .position(|c| *c == name)
@@ -82,7 +84,8 @@ pub(crate) async fn contend(
             cleanup.disarm();
             return Ok(Some((path, stat.czxid)));
         };
-        let (exists, watch) = zk.exists_w(&child(dir, &children[b])).await?;
+        let pred = child(dir, &children[b]);
+        let (exists, watch) = retry(|| zk.exists_w(&pred)).await?;
         if exists.is_some() && !wait_watch(watch, deadline).await {
             cleanup.run().await?;
             return Ok(None);
@@ -167,6 +170,10 @@ impl Lock {
 
     fn reenter(&self) -> Option<LockGuard> {
         let mut hold = self.inner.hold.lock().unwrap();
+        if self.inner.zk.state().is_terminal() {
+            // The hold died with the session; queue again (and fail with the session).
+            *hold = None;
+        }
         let h = hold.as_mut()?;
         h.guards += 1;
         Some(LockGuard {

@@ -91,8 +91,26 @@ pub(crate) fn child(dir: &str, name: &str) -> String {
     }
 }
 
-fn is_uncertain(e: &Error) -> bool {
+pub(crate) fn is_uncertain(e: &Error) -> bool {
     matches!(e, Error::ConnectionLoss | Error::OperationTimeout)
+}
+
+/// Repeats an idempotent call (a read, a watch) while its answer is lost to a
+/// connection failure: the client reconnects (possibly to another member) meanwhile, so
+/// a recipe rides through a member's failure instead of failing its caller.
+pub(crate) async fn retry<T, F, Fut>(mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    loop {
+        match call().await {
+            Err(e) if is_uncertain(&e) => {
+                tracing::debug!(error = %e, "retrying a read");
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Creates `path` and its missing ancestors as persistent nodes; existing ones are fine.

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{child, ensure_path, find_protected, new_guid, sequence, wait_watch};
+use super::{child, ensure_path, find_protected, new_guid, retry, sequence, wait_watch};
 use crate::{Client, CreateMode, Error, Op};
 
 /// Priority of [`Queue::put`]; priorities run from 0 (first) to 999.
@@ -120,7 +120,7 @@ impl Queue {
     async fn list(&self, watch: bool) -> Result<(Vec<String>, Option<crate::OneshotWatch>), Error> {
         let (names, w) = if watch {
             loop {
-                match self.zk.get_children_w(&self.items).await {
+                match retry(|| self.zk.get_children_w(&self.items)).await {
                     Ok((n, w)) => break (n, Some(w)),
                     Err(Error::NoNode) => {
                         ensure_path(&self.zk, &self.items).await?;
@@ -133,7 +133,7 @@ impl Queue {
                 }
             }
         } else {
-            match self.zk.get_children(&self.items).await {
+            match retry(|| self.zk.get_children(&self.items)).await {
                 Ok(n) => (n, None),
                 Err(Error::NoNode) => (Vec::new(), None),
                 Err(e) => return Err(e),
@@ -195,7 +195,7 @@ impl Queue {
     async fn try_take(&self, name: &str) -> Result<Attempt, Error> {
         let item = child(&self.items, name);
         let receipt = child(&self.taken, name);
-        let data = match self.zk.get_data(&item).await {
+        let data = match retry(|| self.zk.get_data(&item)).await {
             Ok((d, _)) => d,
             Err(Error::NoNode) => return Ok(Attempt::Gone),
             Err(e) => return Err(e),

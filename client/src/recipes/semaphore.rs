@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{child, create_protected, new_guid, wait_watch, Cleanup, Lock};
+use super::{child, create_protected, new_guid, retry, wait_watch, Cleanup, Lock};
 use crate::{Client, CreateMode, Error};
 
 /// Handle on the semaphore at `dir`.
@@ -65,7 +65,7 @@ impl Semaphore {
         )
         .await?;
         loop {
-            let (leases, watch) = self.zk.get_children_w(&self.leases).await?;
+            let (leases, watch) = retry(|| self.zk.get_children_w(&self.leases)).await?;
             if leases.len() <= self.permits {
                 break;
             }
