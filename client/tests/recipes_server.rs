@@ -764,7 +764,7 @@ async fn counter_counts_every_add_once_under_contention() {
 
 #[tokio::test]
 async fn discovery_cache_follows_joins_leaves_and_session_loss() {
-    let zk = Ensemble::start("disc").await;
+    let mut zk = Ensemble::start("disc").await;
     let base = zk.path("services");
     let cs = zk.clients(4).await;
     let observer = ServiceDiscovery::new(&cs[3], &base);
@@ -823,7 +823,7 @@ async fn discovery_cache_follows_joins_leaves_and_session_loss() {
         cache.instances()
     );
     let back = zk.client().await;
-    let _r = ServiceDiscovery::new(&back, &base)
+    let r0 = ServiceDiscovery::new(&back, &base)
         .register("api", &Instance::new("api-0", "10.0.0.9", 9000))
         .await
         .unwrap();
@@ -833,6 +833,23 @@ async fn discovery_cache_follows_joins_leaves_and_session_loss() {
             .await
     );
     assert_eq!(cache.instances()[0].address, "10.0.0.9");
+
+    // The server restarts; the cache keeps following (watch restored, resync).
+    if zk.restart().await {
+        let late = zk.client().await;
+        let _r3 = ServiceDiscovery::new(&late, &base)
+            .register("api", &Instance::new("api-3", "10.0.0.3", 9003))
+            .await
+            .unwrap();
+        drop(r0); // unregisters api-0
+        assert!(
+            cache
+                .wait_until(|v| ids(v) == ["api-2", "api-3"], Duration::from_secs(10))
+                .await,
+            "after a restart: {:?}",
+            cache.instances()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

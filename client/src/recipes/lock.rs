@@ -12,8 +12,8 @@
 //!   returns another guard on the same hold (same token); the node goes when the last
 //!   guard is released. Clones of a handle share the hold.
 //! * **Timeout and cancellation**: `acquire(Some(t))` gives up after `t` and removes its
-//!   node; dropping the `acquire` future does the same (see [`super::Cleanup`]).
-//! * **Lost answers**: see [`super::create_protected`].
+//!   node; dropping the `acquire` future does the same (the clean-up is queued on the same session).
+//! * **Lost answers**: see the [module doc](super).
 //! * **Session loss**: [`LockGuard::lost`] resolves when the session is gone or must be
 //!   presumed gone; from then on the holder must stop using the resource.
 //!

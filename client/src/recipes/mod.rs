@@ -1,4 +1,4 @@
-//! Coordination recipes built on the [`Client`](crate::Client): locks, a read-write lock,
+//! Coordination recipes built on the [`crate::Client`]: locks, a read-write lock,
 //! a semaphore, leader election, a queue, barriers, a counter and service discovery.
 //!
 //! They follow ZooKeeper's published recipes and Curator's hardening of them:
@@ -10,7 +10,7 @@
 //!   connection failure (`ConnectionLoss`, `OperationTimeout`) may or may not have been
 //!   applied. Nodes are therefore named `<guid>-<kind>-<seq>` with a fresh random guid
 //!   per attempt ("protected" names, as in Curator); after a lost answer the recipe
-//!   looks for a child with its guid before creating again ([`create_protected`]).
+//!   looks for a child with its guid before creating again (`create_protected`).
 //! * **Cancellation cleans up.** Dropping an `acquire` future deletes the node it may
 //!   have created: the clean-up is queued on the same session after the create, so it
 //!   sees it (the server answers a session's calls in order).
@@ -38,7 +38,7 @@ pub use counter::Counter;
 pub use discovery::{Instance, Registration, ServiceCache, ServiceDiscovery};
 pub use election::{Candidate, LeaderElection, LeaderInfo, Role};
 pub use lock::{Lock, LockGuard};
-pub use queue::Queue;
+pub use queue::{Queue, DEFAULT_PRIORITY};
 pub use rwlock::{ReadWriteLock, RwGuard};
 pub use semaphore::{Permit, Semaphore};
 
