@@ -10,7 +10,8 @@
 //! participant waits for the highest to go, every other one deletes its node and
 //! waits for the lowest; the lowest leaves last and removes `ready` so the barrier can
 //! be used again. A participant whose session dies leaves implicitly (its node is
-//! ephemeral).
+//! ephemeral); if a round is abandoned before the last one leaves, `ready` stays and
+//! the next round's entrants pass at once, so remove it (`<dir>/ready`) before reuse.
 //!
 //! ```no_run
 //! # use zabkeeper_client::{Client, Error, recipes::{Barrier, DoubleBarrier}};

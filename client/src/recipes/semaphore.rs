@@ -84,7 +84,8 @@ impl Semaphore {
         }))
     }
 
-    /// Number of permits held right now.
+    /// Number of leases right now: the permits held, plus one while the head waiter
+    /// has queued its lease and waits for room.
     pub async fn holders(&self) -> Result<usize, Error> {
         match self.zk.get_children(&self.leases).await {
             Ok(l) => Ok(l.len()),
