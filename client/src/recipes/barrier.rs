@@ -11,7 +11,8 @@
 //! waits for the lowest; the lowest leaves last and removes `ready` so the barrier can
 //! be used again. A participant whose session dies leaves implicitly (its node is
 //! ephemeral); if a round is abandoned before the last one leaves, `ready` stays and
-//! the next round's entrants pass at once, so remove it (`<dir>/ready`) before reuse.
+//! the next round misbehaves (some entrants pass early, others wait for its removal):
+//! remove `<dir>/ready` before reusing an abandoned barrier.
 //!
 //! ```no_run
 //! # use zabkeeper_client::{Client, Error, recipes::{Barrier, DoubleBarrier}};
