@@ -53,6 +53,7 @@ mod connection;
 mod error;
 mod inflight;
 mod options;
+pub mod recipes;
 mod session;
 mod types;
 mod watches;
