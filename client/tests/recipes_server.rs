@@ -93,6 +93,8 @@ impl Ensemble {
                 &port.to_string(),
                 "--tick-ms",
                 "100",
+                "--zk-port",
+                "0",
                 "--data-dir",
             ])
             .arg(self._dir.as_ref().unwrap().path())
