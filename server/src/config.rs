@@ -49,6 +49,9 @@ pub struct Config {
     /// A follower that hears nothing from its leader this long (or a leader that
     /// hears from no quorum) starts an election, in ms.
     pub election_timeout_ms: u64,
+    /// Committed txns the leader keeps in memory to bring a lagging follower up to
+    /// date by DIFF; a follower further behind gets the whole tree (SNAP).
+    pub sync_diff_window: usize,
 }
 
 /// One ensemble member as the configuration names it.
@@ -109,6 +112,7 @@ impl Default for Config {
             members: Vec::new(),
             zab_tick_ms: 50,
             election_timeout_ms: 1500,
+            sync_diff_window: 10_000,
         }
     }
 }

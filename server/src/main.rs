@@ -59,6 +59,10 @@ struct Args {
     /// Leader silence that starts an election, in ms (config key `election_timeout_ms`).
     #[arg(long)]
     election_timeout_ms: Option<u64>,
+    /// Txns a leader keeps for syncing followers by DIFF; further behind is SNAP
+    /// (config key `sync_diff_window`).
+    #[arg(long)]
+    sync_diff_window: Option<usize>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -92,7 +96,8 @@ impl Args {
             snap_retain,
             container_check_ms,
             zab_tick_ms,
-            election_timeout_ms
+            election_timeout_ms,
+            sync_diff_window
         );
         if self.id.is_some() {
             c.id = self.id;

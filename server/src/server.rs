@@ -174,8 +174,11 @@ fn zab_config(config: &Config) -> Result<zabkeeper_zab::Config> {
     z.leader_timeout_ticks = z.follower_timeout_ticks;
     z.election_resend_ticks = 4;
     z.finalize_ticks = 1;
-    z.init_timeout_ticks = ticks(10_000);
-    z.diff_window = 10_000;
+    // Discovery and sync must finish within 5 s, else back to election: this also
+    // bounds how long a would-be leader that lost its voters to a better vote
+    // (FLE's inherent race) blocks the next election.
+    z.init_timeout_ticks = ticks(5_000);
+    z.diff_window = config.sync_diff_window;
     z.validate().map_err(|e| Error::Config(e.to_string()))?;
     Ok(z)
 }

@@ -118,6 +118,7 @@ async fn writer(
 async fn leader_kill9_under_load_loses_nothing_and_a_new_leader_serves_quickly() {
     let mut cluster = Cluster::start(3, &[]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
+    cluster.wait_all_serving(Duration::from_secs(10)).await;
     let addrs: Vec<_> = (0..3).map(|i| cluster.addr(i)).collect();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -199,6 +200,7 @@ async fn leader_kill9_under_load_loses_nothing_and_a_new_leader_serves_quickly()
 async fn a_restarted_member_catches_up_after_many_writes() {
     let mut cluster = Cluster::start(3, &["--snap-count", "300"]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
+    cluster.wait_all_serving(Duration::from_secs(10)).await;
     let follower = (leader + 1) % 3;
     cluster.kill9(follower);
     let mut c = cluster.client(leader).await;
@@ -232,6 +234,7 @@ async fn a_restarted_member_catches_up_after_many_writes() {
 async fn a_minority_cannot_commit_and_the_majority_carries_on() {
     let mut cluster = Cluster::start(3, &[]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
+    cluster.wait_all_serving(Duration::from_secs(10)).await;
     // One member down: the majority carries on.
     let other = (leader + 1) % 3;
     cluster.kill9(other);
@@ -281,6 +284,7 @@ async fn a_minority_cannot_commit_and_the_majority_carries_on() {
 async fn ephemerals_follow_a_moving_session_and_vanish_after_expiry() {
     let mut cluster = Cluster::start(3, &["--tick-ms", "200"]);
     let leader = cluster.leader(Duration::from_secs(10)).await;
+    cluster.wait_all_serving(Duration::from_secs(10)).await;
     let home = (leader + 1) % 3;
     let mut owner = cluster.client(home).await;
     let (id, password) = (owner.session_id, owner.password.clone());
@@ -338,4 +342,57 @@ async fn ephemerals_follow_a_moving_session_and_vanish_after_expiry() {
         assert!(Instant::now() < deadline, "ephemeral outlived its session");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_too_far_behind_is_synced_by_snapshot() {
+    // The leader keeps only 50 txns for DIFF: a member that misses 500 gets SNAP.
+    let mut cluster = Cluster::start(3, &["--sync-diff-window", "50"]);
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    cluster.wait_all_serving(Duration::from_secs(10)).await;
+    let lagging = (leader + 2) % 3;
+    let mut c = cluster.client(leader).await;
+    assert_eq!(
+        c.call(create("/snap", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        0
+    );
+    cluster.kill9(lagging);
+    for i in 0..500 {
+        c.send(create(&format!("/snap/n{i}"), b"v", CreateMode::Persistent))
+            .await;
+    }
+    for _ in 0..500 {
+        match c.recv().await {
+            Some(Kind::Response(r)) => assert_eq!(r.error, 0),
+            other => panic!("{other:?}"),
+        }
+    }
+    cluster.start_member(lagging);
+    let mut l = cluster.client(lagging).await;
+    let (r, _) = l
+        .call(Op::GetAllChildrenNumber(wire::PathRequest {
+            path: "/snap".into(),
+        }))
+        .await;
+    match r.result {
+        Some(wire::response::Result::Count(n)) => assert_eq!(n.count, 500),
+        other => panic!("{other:?}"),
+    }
+    // It serves writes and reads as a normal member afterwards, and survives a restart.
+    assert_eq!(
+        l.call(create("/snap/after", b"", CreateMode::Persistent))
+            .await
+            .0
+            .error,
+        0
+    );
+    drop(l);
+    cluster.kill9(lagging);
+    cluster.start_member(lagging);
+    let mut l = cluster.client(lagging).await;
+    assert_eq!(read_on(&mut l, "/snap/after").await, Some(vec![]));
+    assert_eq!(read_on(&mut l, "/snap/n499").await, Some(b"v".to_vec()));
 }

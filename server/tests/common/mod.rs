@@ -447,6 +447,23 @@ pub async fn probe(addr: SocketAddr) -> Option<wire::ServerStateResponse> {
 }
 
 impl Cluster {
+    /// Waits until every running member serves (has joined the established epoch).
+    pub async fn wait_all_serving(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for i in 0..self.members.len() {
+            if self.members[i].is_none() {
+                continue;
+            }
+            while !probe(self.addr(i)).await.is_some_and(|s| s.serving) {
+                assert!(
+                    Instant::now() < deadline,
+                    "member {i} not serving within {within:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
     /// Index of the serving leader, waiting up to `within` for one.
     pub async fn leader(&self, within: Duration) -> usize {
         let deadline = Instant::now() + within;
