@@ -33,6 +33,7 @@ run() { # name, command...
 }
 
 run kazoo python3 tests/zk/test_kazoo.py
+run kazoo-ensemble python3 tests/zk/test_kazoo_ensemble.py
 run differential python3 tests/zk/differential.py
 run zkcli bash tests/zk/zkcli.sh
 
