@@ -14,7 +14,8 @@
 //! notices) goes through rustyline's external printer, which redraws the prompt.
 //!
 //! Ctrl-C at the prompt clears the line (rustyline reads it as a key); during `watch` it
-//! arrives as SIGINT, which `tokio::signal::ctrl_c` catches to end the watch.
+//! arrives as SIGINT, which a tokio signal handler (installed before the watch starts)
+//! catches to end the watch. Once installed it stays, so Ctrl-C never kills the shell.
 
 use crate::client_backend::{self, ClientBackend, MultiOp};
 use crate::command::{self, Command, COMMANDS, INTERACTIVE_COMMANDS};
@@ -418,6 +419,11 @@ impl Repl {
     fn watch(&self, path: &str, recursive: bool) -> Result<(), ShellError> {
         let b = self.with_session()?;
         self.rt.block_on(async {
+            // Registered before the banner, so a Ctrl-C typed as soon as it shows is
+            // caught rather than killing the shell.
+            let mut interrupt =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                    .map_err(|e| ShellError::Io(format!("cannot catch Ctrl-C: {e}")))?;
             let mut events = b
                 .watch(path, recursive)
                 .await
@@ -426,8 +432,6 @@ impl Repl {
                 "watching {path}{} (Ctrl-C to stop)",
                 if recursive { " and below" } else { "" }
             );
-            let ctrl_c = tokio::signal::ctrl_c();
-            tokio::pin!(ctrl_c);
             loop {
                 tokio::select! {
                     ev = events.next() => match ev {
@@ -437,7 +441,7 @@ impl Repl {
                             break;
                         }
                     },
-                    _ = &mut ctrl_c => {
+                    _ = interrupt.recv() => {
                         println!();
                         break;
                     }
