@@ -642,3 +642,99 @@ pub fn multi_op(raw: &RawCommand) -> Result<MultiOp, ShellError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(src: &str) -> RawCommand {
+        script::split(src).unwrap().remove(0)
+    }
+
+    #[test]
+    fn completion_lists_the_parent_of_what_is_typed() {
+        assert_eq!(completion_parent("/"), ("/".to_string(), ""));
+        assert_eq!(completion_parent("/ap"), ("/".to_string(), "ap"));
+        assert_eq!(completion_parent("/app/"), ("/app".to_string(), ""));
+        assert_eq!(completion_parent("/app/co"), ("/app".to_string(), "co"));
+    }
+
+    #[test]
+    fn command_names_include_the_interactive_ones_once() {
+        let names = command_names();
+        for n in [
+            "watch",
+            "multi",
+            "connect",
+            "quit",
+            "tree",
+            "get",
+            "deleteall",
+        ] {
+            assert_eq!(names.iter().filter(|x| **x == n).count(), 1, "{n}");
+        }
+        assert!(!names.iter().any(|n| n.contains(' ')));
+    }
+
+    #[test]
+    fn get_w_is_recognised_and_stripped_for_the_parser() {
+        assert!(has_w_flag(&raw("get -w /a").words[1..]));
+        assert!(has_w_flag(&raw("get -sw /a").words[1..]));
+        assert!(!has_w_flag(&raw("get -s /a").words[1..]));
+        assert!(!has_w_flag(&raw("get -- -w").words[1..]));
+        assert!(!has_w_flag(&raw("get '-w'").words[1..]));
+        let parsed = |s: &str| command::parse(&strip_w_flag(&raw(s))).unwrap();
+        assert_eq!(
+            parsed("get -w /a"),
+            Command::Get {
+                path: "/a".into(),
+                stat: false
+            }
+        );
+        assert_eq!(
+            parsed("get -sw /a"),
+            Command::Get {
+                path: "/a".into(),
+                stat: true
+            }
+        );
+    }
+
+    #[test]
+    fn multi_lines_become_ops() {
+        assert_eq!(
+            multi_op(&raw("create -e /a 0x01ff")).unwrap(),
+            MultiOp::Create {
+                path: "/a".into(),
+                data: vec![1, 0xff],
+                mode: crate::command::Mode::Ephemeral,
+                ttl_ms: None
+            }
+        );
+        assert_eq!(
+            multi_op(&raw("set -v 3 /a x")).unwrap(),
+            MultiOp::Set {
+                path: "/a".into(),
+                data: b"x".to_vec(),
+                version: Some(3)
+            }
+        );
+        assert_eq!(
+            multi_op(&raw("delete /a")).unwrap(),
+            MultiOp::Delete {
+                path: "/a".into(),
+                version: None
+            }
+        );
+        assert_eq!(
+            multi_op(&raw("check /a 7")).unwrap(),
+            MultiOp::Check {
+                path: "/a".into(),
+                version: 7
+            }
+        );
+        assert!(multi_op(&raw("check /a seven")).is_err());
+        assert!(multi_op(&raw("get /a")).is_err());
+        assert!(multi_op(&raw("create bad")).is_err());
+    }
+}

@@ -55,9 +55,29 @@ impl Server {
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
+        let child = Server::spawn(port, dir.path());
+        Server {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Kills the server process (the data directory stays).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data directory.
+    fn restart(&mut self) {
+        self.child = Server::spawn(self.port, self._dir.path());
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let mut child = Command::new(server_binary())
             .args(["--port", &port.to_string(), "--zk-port", "0", "--data-dir"])
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -70,11 +90,7 @@ impl Server {
             assert!(Instant::now() < deadline, "zabkeeper did not accept");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server {
-            child,
-            port,
-            _dir: dir,
-        }
+        child
     }
 
     fn addr(&self) -> String {
@@ -285,5 +301,34 @@ fn errors_are_plain_and_the_prompt_continues_then_close_and_connect() {
     p.exp_string("(CONNECTED) 7] ").unwrap();
     p.send_line("session").unwrap();
     p.exp_string("(CONNECTED) 8] ").unwrap();
+    quit(p);
+}
+
+#[test]
+fn connection_loss_is_announced_and_the_prompt_survives() {
+    let mut s = Server::start();
+    s.other("create /kept v");
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = interactive(&s, &dir);
+    s.kill();
+    p.exp_string("Connection lost; reconnecting")
+        .expect("a notice while the prompt is shown");
+    s.restart();
+    // Whether the restarted server still knows the session is its business; either
+    // way the shell says so plainly and keeps its prompt.
+    let (_, said) = p
+        .exp_regex("Reconnected; the session is intact|Session expired: [^\r]*")
+        .expect("a notice once the server is back");
+    eprintln!("notice after restart: {said}");
+    p.send_line("get /kept").unwrap();
+    if said.starts_with("Reconnected") {
+        p.exp_string("v\r\n").unwrap();
+        p.exp_string("(CONNECTED) 1] ").unwrap();
+    } else {
+        p.exp_string("the session has expired").unwrap();
+        p.exp_string("(EXPIRED) 1] ").unwrap();
+        p.send_line(&format!("connect {}", s.addr())).unwrap();
+        p.exp_string("(CONNECTED) 2] ").unwrap();
+    }
     quit(p);
 }
