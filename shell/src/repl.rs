@@ -15,7 +15,8 @@
 //!
 //! Ctrl-C at the prompt clears the line (rustyline reads it as a key); during `watch` it
 //! arrives as SIGINT, which a tokio signal handler (installed before the watch starts)
-//! catches to end the watch. Once installed it stays, so Ctrl-C never kills the shell.
+//! catches to end the watch; other commands are abandoned on Ctrl-C. The handler is
+//! installed at start, so Ctrl-C never kills the shell (Ctrl-D or `quit` leave).
 
 use crate::client_backend::{self, ClientBackend, MultiOp};
 use crate::command::{self, Command, COMMANDS, INTERACTIVE_COMMANDS};
@@ -211,6 +212,11 @@ impl Repl {
         if let Some(h) = &history {
             let _ = rl.load_history(h);
         }
+        // Ctrl-C outside the line editor (during a command) must not kill the shell:
+        // install the handler now; commands and `watch` listen for it themselves.
+        let _keep = self.rt.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        });
         println!("Connecting to {}", self.servers);
         let servers = self.servers.clone();
         self.connect(&servers);
@@ -389,7 +395,7 @@ impl Repl {
                     Some(r) => r?,
                     None => {
                         let b = self.with_session()?;
-                        self.rt.block_on(exec::execute(&b, &cmd))?
+                        self.rt.block_on(interruptible(exec::execute(&b, &cmd)))?
                     }
                 };
                 print!("{}", out.text);
@@ -504,6 +510,22 @@ impl Repl {
             ))),
             Err((_, e)) => Err(ShellError::op("multi", e)),
         }
+    }
+}
+
+/// Runs `fut` unless Ctrl-C comes first (a request waiting out a reconnection can be
+/// abandoned; a write already sent may still be applied, as with any lost answer).
+async fn interruptible<T>(
+    fut: impl std::future::Future<Output = Result<T, ShellError>>,
+) -> Result<T, ShellError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| ShellError::Io(format!("cannot catch Ctrl-C: {e}")))?;
+    tokio::select! {
+        r = fut => r,
+        _ = interrupt.recv() => Err(ShellError::Io(
+            "interrupted (a write may still be applied)".into(),
+        )),
     }
 }
 

@@ -332,3 +332,21 @@ fn connection_loss_is_announced_and_the_prompt_survives() {
     }
     quit(p);
 }
+
+#[test]
+fn ctrl_c_at_the_prompt_drops_the_line_and_ctrl_d_leaves() {
+    let s = Server::start();
+    s.other("create /c v");
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = interactive(&s, &dir);
+    keys(&mut p, "delete /c");
+    p.send_control('c').unwrap();
+    // A fresh prompt, same count (entering raw mode drops typeahead, so wait for it).
+    p.exp_string("(CONNECTED) 0] ").unwrap();
+    p.send_line("get /c").unwrap();
+    p.exp_string("v\r\n").expect("the shell lives on");
+    p.exp_string("(CONNECTED) 1] ").unwrap();
+    assert_eq!(s.other("get /c"), "v\n", "the dropped line did not run");
+    p.send_control('d').unwrap();
+    p.exp_eof().expect("Ctrl-D ends the shell");
+}
