@@ -157,14 +157,14 @@ fn tab_completes_a_path_from_the_server() {
     keys(&mut p, "\t");
     p.exp_string("/apple").expect("completed to /apple");
     keys(&mut p, "\r");
-    p.exp_string("x").unwrap();
+    p.exp_string("\r\nx\r\n").unwrap();
     p.exp_string("(CONNECTED) 1] ").unwrap();
     // Completion of a unique prefix, then running it: the data proves the path.
     keys(&mut p, "get /oth");
     keys(&mut p, "\t");
     p.exp_string("/other").expect("completed to /other");
     keys(&mut p, "\r");
-    p.exp_string("y").unwrap();
+    p.exp_string("\r\ny\r\n").unwrap();
     p.exp_string("(CONNECTED) 2] ").unwrap();
     // Command names complete too.
     keys(&mut p, "dele");
@@ -227,7 +227,7 @@ fn watch_prints_another_clients_events_until_ctrl_c() {
         .expect("the prompt comes back");
     // The shell still works, and the watch is gone: a change prints nothing now.
     p.send_line("get /w").unwrap();
-    p.exp_string("c").unwrap();
+    p.exp_string("\r\nc\r\n").unwrap();
     p.exp_string("(CONNECTED) 2] ").unwrap();
     quit(p);
 }
@@ -288,7 +288,10 @@ fn errors_are_plain_and_the_prompt_continues_then_close_and_connect() {
     p.exp_string("(CONNECTED) 1] ").unwrap();
     p.send_line("help watch").unwrap();
     p.exp_string("watch [-r] PATH").unwrap();
-    p.send_line("tree /").unwrap();
+    p.send_line("create /t; create /t/u; tree /t").unwrap();
+    // rexpect reads bytes as Latin-1: match the box characters' UTF-8 bytes that way.
+    let drawn: String = "/t\r\n└── u\r\n".bytes().map(char::from).collect();
+    p.exp_string(&drawn).unwrap();
     p.exp_string("(CONNECTED) 3] ").unwrap();
     p.send_line("create -e /eph").unwrap();
     p.exp_string("(CONNECTED) 4] ").unwrap();
