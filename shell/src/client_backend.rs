@@ -180,7 +180,8 @@ impl MultiOp {
 /// The interactive shell's calls that script mode does not make (watches, multi, the
 /// session state stream): kept here so the client's API stays in this file.
 impl ClientBackend {
-    /// Data and stat of `path`, and a one-shot data watch; the event is rendered as text.
+    /// Data and stat of `path`, and a one-shot data watch; the event is rendered as text,
+    /// `None` when the watch ends because this handle was closed (nothing to tell).
     pub async fn get_data_watch(
         &self,
         path: &str,
@@ -188,16 +189,15 @@ impl ClientBackend {
         (
             Vec<u8>,
             wire::Stat,
-            impl std::future::Future<Output = String>,
+            impl std::future::Future<Output = Option<String>>,
         ),
         OpError,
     > {
         let ((data, s), watch) = self.client.get_data_w(path).await.map_err(op)?;
-        Ok((
-            data.to_vec(),
-            stat(s),
-            async move { event_text(&watch.await) },
-        ))
+        Ok((data.to_vec(), stat(s), async move {
+            let e = watch.await;
+            (e.state != zabkeeper_client::KeeperState::Closed).then(|| event_text(&e))
+        }))
     }
 
     /// A persistent (`recursive`: persistent-recursive) watch as a stream of event lines.

@@ -416,8 +416,9 @@ impl Repl {
         }
         let printer = self.printer.clone();
         self.rt.spawn(async move {
-            let text = event.await;
-            print_async(&printer, format!("\nWATCHER::\n\n{text}"));
+            if let Some(text) = event.await {
+                print_async(&printer, format!("\nWATCHER::\n\n{text}"));
+            }
         });
         Ok(())
     }
