@@ -4,7 +4,10 @@ use crate::backend::{Backend, SessionInfo};
 use crate::command::Mode;
 use crate::error::{OpError, ShellError};
 use std::time::Duration;
-use zabkeeper_client::{Client, ConnectOptions, CreateMode, CreateOptions, Error};
+use zabkeeper_client::{
+    AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, Op, OpResult,
+    SessionState, WatchedEvent, WatcherType,
+};
 use zabkeeper_proto::wire;
 
 pub struct ClientBackend {
@@ -137,4 +140,156 @@ impl Backend for ClientBackend {
             last_zxid: self.client.last_zxid(),
         }
     }
+}
+
+/// One op of an interactive `multi` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultiOp {
+    Create {
+        path: String,
+        data: Vec<u8>,
+        mode: Mode,
+        ttl_ms: Option<i64>,
+    },
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Delete {
+        path: String,
+        version: Option<i32>,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+}
+
+impl MultiOp {
+    pub fn path(&self) -> &str {
+        match self {
+            MultiOp::Create { path, .. }
+            | MultiOp::Set { path, .. }
+            | MultiOp::Delete { path, .. }
+            | MultiOp::Check { path, .. } => path,
+        }
+    }
+}
+
+/// The interactive shell's calls that script mode does not make (watches, multi, the
+/// session state stream): kept here so the client's API stays in this file.
+impl ClientBackend {
+    /// Data and stat of `path`, and a one-shot data watch; the event is rendered as text,
+    /// `None` when the watch ends because this handle was closed (nothing to tell).
+    pub async fn get_data_watch(
+        &self,
+        path: &str,
+    ) -> Result<
+        (
+            Vec<u8>,
+            wire::Stat,
+            impl std::future::Future<Output = Option<String>>,
+        ),
+        OpError,
+    > {
+        let ((data, s), watch) = self.client.get_data_w(path).await.map_err(op)?;
+        Ok((data.to_vec(), stat(s), async move {
+            let e = watch.await;
+            (e.state != zabkeeper_client::KeeperState::Closed).then(|| event_text(&e))
+        }))
+    }
+
+    /// A persistent (`recursive`: persistent-recursive) watch as a stream of event lines.
+    pub async fn watch(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<impl futures::Stream<Item = String> + Unpin, OpError> {
+        use futures::StreamExt;
+        let mode = if recursive {
+            AddWatchMode::PersistentRecursive
+        } else {
+            AddWatchMode::Persistent
+        };
+        let w = self.client.add_watch(path, mode).await.map_err(op)?;
+        Ok(w.map(|e| event_text(&e)))
+    }
+
+    /// Removes the persistent watches this session holds on `path`.
+    pub async fn unwatch(&self, path: &str) -> Result<(), OpError> {
+        match self.client.remove_watches(path, WatcherType::Any).await {
+            Ok(()) | Err(Error::NoWatcher) => Ok(()),
+            Err(e) => Err(op(e)),
+        }
+    }
+
+    /// Applies `ops` atomically. Ok: one line per op. Err: the failing op's index and
+    /// error, nothing applied.
+    pub async fn multi(&self, ops: &[MultiOp]) -> Result<Vec<String>, (usize, OpError)> {
+        let client_ops: Vec<Op> = ops
+            .iter()
+            .map(|o| match o {
+                MultiOp::Create {
+                    path,
+                    data,
+                    mode,
+                    ttl_ms,
+                } => {
+                    let mut opts = CreateOptions::new(create_mode(*mode));
+                    if let Some(ms) = ttl_ms {
+                        opts = opts.ttl(Duration::from_millis((*ms).max(0) as u64));
+                    }
+                    Op::create_with(path, data.clone(), opts)
+                }
+                MultiOp::Set {
+                    path,
+                    data,
+                    version,
+                } => Op::set_data(path, data.clone(), *version),
+                MultiOp::Delete { path, version } => Op::delete(path, *version),
+                MultiOp::Check { path, version } => Op::check(path, *version),
+            })
+            .collect();
+        match self.client.multi(client_ops).await {
+            Ok(results) => Ok(results
+                .iter()
+                .zip(ops)
+                .map(|(r, o)| match r {
+                    OpResult::Create { path, .. } => format!("create {path}: ok"),
+                    OpResult::SetData(s) => {
+                        format!("set {}: ok (version {})", o.path(), s.version)
+                    }
+                    OpResult::Delete => format!("delete {}: ok", o.path()),
+                    OpResult::Check => format!("check {}: ok", o.path()),
+                    OpResult::Error(c) => format!("{}: error {c}", o.path()),
+                })
+                .collect()),
+            Err(Error::Multi { index, code, .. }) => Err((
+                index,
+                OpError {
+                    code,
+                    detail: String::new(),
+                },
+            )),
+            Err(e) => Err((usize::MAX, op(e))),
+        }
+    }
+
+    /// The session's state now and at each change, as the prompt names it.
+    pub fn states(&self) -> impl futures::Stream<Item = SessionState> + Send + 'static {
+        self.client.state_stream()
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.client.state()
+    }
+}
+
+/// An event as zkCli prints it.
+pub fn event_text(e: &WatchedEvent) -> String {
+    format!(
+        "WatchedEvent state:{:?} type:{:?} path:{}",
+        e.state, e.event_type, e.path
+    )
 }

@@ -70,6 +70,9 @@ pub enum Command {
     Sync {
         path: String,
     },
+    Tree {
+        path: String,
+    },
     Exists {
         path: String,
     },
@@ -95,6 +98,7 @@ impl Command {
             Command::Delete { .. } => "delete",
             Command::DeleteAll { .. } => "deleteall",
             Command::Sync { .. } => "sync",
+            Command::Tree { .. } => "tree",
             Command::Exists { .. } => "exists",
             Command::GetEphemerals { .. } => "getEphemerals",
             Command::WhoAmI => "whoami",
@@ -119,12 +123,31 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("delete", "delete [-v VERSION] PATH", "delete a childless node (only at VERSION when given)"),
     ("deleteall", "deleteall PATH", "delete a node and all its descendants"),
     ("sync", "sync PATH", "bring the connected server up to date with the leader"),
+    ("tree", "tree PATH", "draw PATH and all its descendants as a tree"),
     ("exists", "exists PATH", "print true or false (succeeds either way)"),
     ("getEphemerals", "getEphemerals [PATH]", "list this session's ephemeral nodes (under PATH when given)"),
     ("whoami", "whoami", "print this session's authenticated identities"),
     ("session", "session", "print the session id, timeout, server and last zxid seen"),
     ("help", "help [CMD]", "list commands, or describe one"),
 ];
+
+/// Commands of the interactive shell only (they wait for events, read a block of
+/// lines, or change the session): the REPL (`repl.rs`) runs them itself.
+pub const INTERACTIVE_COMMANDS: &[(&str, &str, &str)] = &[
+    ("get -w", "get [-s] -w PATH", "print a node's data and watch it: the event is printed when it fires (interactive only)"),
+    ("watch", "watch [-r] PATH", "print events on PATH (-r: and its descendants) as they come, until Ctrl-C (interactive only)"),
+    ("multi", "multi", "read ops (create, set, delete, check PATH VERSION) until a line `end`, then apply them atomically; `abort` cancels (interactive only)"),
+    ("connect", "connect HOST:PORT[,HOST:PORT...]", "close this session and open one to the given servers (interactive only)"),
+    ("close", "close", "close the session (its ephemeral nodes go); `connect` opens a new one (interactive only)"),
+    ("quit", "quit", "close the session and leave the shell (also Ctrl-D) (interactive only)"),
+];
+
+fn find_help(name: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    COMMANDS
+        .iter()
+        .chain(INTERACTIVE_COMMANDS.iter())
+        .find(|(n, _, _)| *n == name)
+}
 
 /// Help text: all commands, or one.
 pub fn help_text(command: Option<&str>) -> Result<String, ShellError> {
@@ -134,14 +157,12 @@ pub fn help_text(command: Option<&str>) -> Result<String, ShellError> {
             out.push_str(
                 "DATA is text ('...' or \"...\" to include spaces or ;), @FILE, or 0xHEX\n",
             );
-            for (_, synopsis, desc) in COMMANDS {
+            for (_, synopsis, desc) in COMMANDS.iter().chain(INTERACTIVE_COMMANDS.iter()) {
                 out.push_str(&format!("\t{synopsis}\n\t\t{desc}\n"));
             }
         }
         Some(name) => {
-            let (_, synopsis, desc) = COMMANDS
-                .iter()
-                .find(|(n, _, _)| *n == name)
+            let (_, synopsis, desc) = find_help(name)
                 .ok_or_else(|| ShellError::Usage(format!("unknown command: {name}")))?;
             out.push_str(&format!("{synopsis}\n\t{desc}\n"));
         }
@@ -172,8 +193,13 @@ pub fn parse(raw: &RawCommand) -> Result<Command, ShellError> {
         "get" => &[('s', false)],
         "set" | "delete" => &[('v', true)],
         "ls" => &[('s', false), ('R', false)],
-        "stat" | "deleteall" | "sync" | "exists" | "getEphemerals" | "whoami" | "session"
-        | "help" => &[],
+        "watch" | "multi" | "connect" | "close" | "quit" => {
+            return Err(ShellError::Usage(format!(
+                "{name}: only in the interactive shell"
+            )))
+        }
+        "stat" | "deleteall" | "sync" | "tree" | "exists" | "getEphemerals" | "whoami"
+        | "session" | "help" => &[],
         other => {
             return Err(ShellError::Usage(format!(
                 "unknown command: {other} (try help)"
@@ -289,6 +315,12 @@ pub fn parse(raw: &RawCommand) -> Result<Command, ShellError> {
         "sync" => {
             arity(1, 1)?;
             Command::Sync {
+                path: path_at(0, false)?,
+            }
+        }
+        "tree" => {
+            arity(1, 1)?;
+            Command::Tree {
                 path: path_at(0, false)?,
             }
         }

@@ -137,6 +137,10 @@ pub async fn execute<B: Backend>(b: &B, cmd: &Command) -> Result<Output, ShellEr
                 Output::new(text, j)
             }
         }
+        Command::Tree { path } => {
+            let (text, paths) = draw_tree(b, path).await?;
+            Output::new(text, json!({ "path": path, "paths": paths }))
+        }
         Command::Delete { path, version } => {
             b.delete(path, *version).await.map_err(on(path))?;
             Output::new(String::new(), json!({ "path": path }))
@@ -211,6 +215,65 @@ async fn subtree_bfs<B: Backend>(b: &B, root: &str) -> Result<Vec<String>, Shell
         i += 1;
     }
     Ok(out)
+}
+
+/// Draws the subtree at `root` with box characters, children sorted, depth first; also
+/// returns every path drawn. A node deleted while the tree is walked is drawn without
+/// children (only the root's absence is an error).
+async fn draw_tree<B: Backend>(b: &B, root: &str) -> Result<(String, Vec<String>), ShellError> {
+    let mut children = b.get_children(root).await.map_err(on(root))?;
+    children.sort();
+    let mut text = format!("{root}\n");
+    let mut paths = vec![root.to_string()];
+    draw_level(b, frames(root, "", &children), &mut text, &mut paths).await?;
+    Ok((text, paths))
+}
+
+/// (full path, line prefix, indent for its children, name)
+type Frame = (String, String, String, String);
+
+fn frames(parent: &str, indent: &str, children: &[String]) -> Vec<Frame> {
+    let n = children.len();
+    children
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let last = i + 1 == n;
+            (
+                path::join(parent, c),
+                format!("{indent}{}", if last { "└── " } else { "├── " }),
+                format!("{indent}{}", if last { "    " } else { "│   " }),
+                c.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Draws a level's children (line, then subtree) depth first, with an explicit stack
+/// (async recursion would need boxing).
+async fn draw_level<B: Backend>(
+    b: &B,
+    first: Vec<Frame>,
+    text: &mut String,
+    paths: &mut Vec<String>,
+) -> Result<(), ShellError> {
+    let mut stack: Vec<std::vec::IntoIter<Frame>> = vec![first.into_iter()];
+    while let Some(level) = stack.last_mut() {
+        let Some((full, line, indent, name)) = level.next() else {
+            stack.pop();
+            continue;
+        };
+        text.push_str(&format!("{line}{name}\n"));
+        paths.push(full.clone());
+        let mut children = match b.get_children(&full).await {
+            Ok(c) => c,
+            Err(e) if e.code == ErrorCode::NoNode => continue,
+            Err(e) => return Err(ShellError::op(&full, e)),
+        };
+        children.sort();
+        stack.push(frames(&full, &indent, &children).into_iter());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -401,6 +464,23 @@ mod tests {
 
     fn text(t: &FakeTree, src: &str) -> String {
         run(t, src).unwrap_or_else(|e| panic!("{src}: {e}")).text
+    }
+
+    #[test]
+    fn tree_is_drawn_with_box_characters_depth_first() {
+        let t = FakeTree::new();
+        for p in ["/a", "/a/x", "/a/x/deep", "/a/y", "/b", "/a/w"] {
+            run(&t, &format!("create {p}")).unwrap();
+        }
+        let out = run(&t, "tree /").unwrap();
+        assert_eq!(
+            out.text,
+            "/\n├── a\n│   ├── w\n│   ├── x\n│   │   └── deep\n│   └── y\n└── b\n"
+        );
+        assert_eq!(out.json["paths"][4], "/a/x/deep");
+        let sub = run(&t, "tree /a/x").unwrap();
+        assert_eq!(sub.text, "/a/x\n└── deep\n");
+        assert!(matches!(run(&t, "tree /nope"), Err(ShellError::Op { .. })));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   and holds the help text;
 //! * [`exec`]: runs a command against any [`backend::Backend`], giving text and JSON;
 //! * [`runner`]: script mode (order, `--keep-going`, exit statuses, output);
+//! * [`repl`]: the interactive shell (rustyline), reusing the layers above;
 //! * [`client_backend`]: the [`backend::Backend`] over `zabkeeper_client::Client`.
 //!
 //! Output follows zkCli where zkCli has a format (`stat`), and is otherwise plain and
@@ -18,5 +19,6 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod format;
+pub mod repl;
 pub mod runner;
 pub mod script;

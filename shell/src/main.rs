@@ -1,5 +1,6 @@
 //! `zabkeeper-shell`: run zkCli-like commands against a zabkeeper server.
 //!
+//! Interactive when standard input is a terminal and no `-c` is given (`repl.rs`).
 //! Script mode: `-c "CMD; CMD"` or commands on standard input when it is not a terminal.
 //! Exit status: 0 success, 1 a command failed, 2 usage error, 3 connection failure.
 
@@ -13,7 +14,7 @@ use zabkeeper_shell::{client_backend, script};
 #[derive(Parser, Debug)]
 #[command(
     name = "zabkeeper-shell",
-    about = "zkCli-like shell for zabkeeper (script mode)",
+    about = "zkCli-like shell for zabkeeper (interactive, or script mode)",
     args_override_self = true
 )]
 struct Args {
@@ -57,8 +58,14 @@ fn real_main(args: Args) -> i32 {
             s
         }
         None => {
-            eprintln!("interactive mode is not available yet: use -c \"CMD; ...\" or pipe commands on stdin");
-            return EXIT_USAGE;
+            let timeout = Duration::from_millis(args.timeout.max(1));
+            return match zabkeeper_shell::repl::Repl::new(&args.server, timeout) {
+                Ok(r) => r.run(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    1
+                }
+            };
         }
     };
     let commands = match script::split(&text) {
