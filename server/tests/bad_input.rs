@@ -151,3 +151,32 @@ impl RawExt for RawClient {
         let _ = self.io.flush().await;
     }
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_the_others_keep_working() {
+    let server = ServerProcess::start(&["--max-connections", "2"]);
+    let mut first = RawClient::connect(server.addr).await;
+    let second = RawClient::connect(server.addr).await;
+    // A third connection is closed at once, before any handshake.
+    let third = TcpStream::connect(server.addr).await.unwrap();
+    expect_closed(third).await;
+    healthy(&mut first, 1).await;
+    // When one goes, a new client gets in.
+    drop(second);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut again = loop {
+        let req = wire::ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        };
+        if let Some(Ok(c)) = RawClient::try_connect_with(server.addr, req).await {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no room after a client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    healthy(&mut again, 2).await;
+}
