@@ -183,6 +183,70 @@ fn zab_config(config: &Config) -> Result<zabkeeper_zab::Config> {
     Ok(z)
 }
 
+/// The client-facing listeners: the native port, and ZooKeeper's unless `zk_port` is 0.
+struct ClientListeners {
+    native: TcpListener,
+    native_addr: SocketAddr,
+    zk: Option<TcpListener>,
+    zk_addr: Option<SocketAddr>,
+}
+
+async fn bind_clients(config: &Config) -> Result<ClientListeners> {
+    let native = TcpListener::bind((config.bind, config.port)).await?;
+    let native_addr = native.local_addr()?;
+    let zk = match config.zk_port {
+        0 => None,
+        port => Some(TcpListener::bind((config.bind, port)).await?),
+    };
+    let zk_addr = zk.as_ref().map(|l| l.local_addr()).transpose()?;
+    Ok(ClientListeners {
+        native,
+        native_addr,
+        zk,
+        zk_addr,
+    })
+}
+
+/// Starts the group-commit thread; durable zxids arrive on the returned channel. A
+/// log that cannot sync stops the server: it may not acknowledge anything more.
+fn spawn_log(
+    log: FileTxnLog,
+    shutdown: &CancellationToken,
+) -> Result<(GroupCommit, mpsc::UnboundedReceiver<u64>)> {
+    let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+    let fatal = shutdown.clone();
+    let log = GroupCommit::spawn(
+        Box::new(log) as Box<dyn TxnLog>,
+        Box::new(move |zxid| {
+            let _ = durable_tx.send(zxid);
+        }),
+        Box::new(move |e| {
+            tracing::error!(error = %e, "txn log failed: stopping the server");
+            fatal.cancel();
+        }),
+    )?;
+    Ok((log, durable_rx))
+}
+
+impl ClientListeners {
+    /// Serves both front-ends from `core`; returns their tasks.
+    fn serve(self, core: &Arc<Core>, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(crate::native::serve(
+            self.native,
+            core.clone(),
+            shutdown.clone(),
+        ))];
+        if let Some(l) = self.zk {
+            tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                shutdown.clone(),
+            )));
+        }
+        tasks
+    }
+}
+
 impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(config: Config) -> Result<Server> {
@@ -196,29 +260,11 @@ impl Server {
                 .await
                 .map_err(|e| Error::Task(format!("recovery task failed: {e}")))??
         };
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
-        let native_addr = listener.local_addr()?;
-        let zk_listener = match config.zk_port {
-            0 => None,
-            port => Some(TcpListener::bind((config.bind, port)).await?),
-        };
-        let zk_addr = zk_listener.as_ref().map(|l| l.local_addr()).transpose()?;
-
+        let listeners = bind_clients(&config).await?;
+        let (native_addr, zk_addr) = (listeners.native_addr, listeners.zk_addr);
         let shutdown = CancellationToken::new();
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
-        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
-        let fatal = shutdown.clone();
-        let log = GroupCommit::spawn(
-            Box::new(recovered.log) as Box<dyn TxnLog>,
-            Box::new(move |zxid| {
-                let _ = durable_tx.send(zxid);
-            }),
-            // A log that cannot sync must stop the server: it may not acknowledge anything more.
-            Box::new(move |e| {
-                tracing::error!(error = %e, "txn log failed: stopping the server");
-                fatal.cancel();
-            }),
-        )?;
+        let (log, durable_rx) = spawn_log(recovered.log, &shutdown)?;
         let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx, false));
         let pipeline = Pipeline::new(
             core.clone(),
@@ -227,23 +273,13 @@ impl Server {
             recovered.epoch,
             recovered.since_snapshot,
         );
-        let mut tasks = vec![
-            tokio::spawn(pipeline.run(writes_rx, durable_rx, shutdown.clone())),
-            tokio::spawn(crate::native::serve(
-                listener,
-                core.clone(),
-                shutdown.clone(),
-            )),
-        ];
-        info!(%native_addr, "serving native protocol");
-        if let Some(l) = zk_listener {
-            tasks.push(tokio::spawn(crate::zk::serve(
-                l,
-                core.clone(),
-                shutdown.clone(),
-            )));
-            info!(zk_addr = ?zk_addr, "serving ZooKeeper protocol");
-        }
+        let mut tasks = listeners.serve(&core, &shutdown);
+        tasks.push(tokio::spawn(pipeline.run(
+            writes_rx,
+            durable_rx,
+            shutdown.clone(),
+        )));
+        info!(%native_addr, ?zk_addr, "serving");
         Ok(Server {
             native_addr,
             zk_addr,
@@ -268,13 +304,8 @@ impl Server {
                 .map_err(|e| Error::Task(format!("recovery task failed: {e}")))??
         };
         let peer_listener = TcpListener::bind((config.bind, me.peer_port)).await?;
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
-        let native_addr = listener.local_addr()?;
-        let zk_listener = match config.zk_port {
-            0 => None,
-            port => Some(TcpListener::bind((config.bind, port)).await?),
-        };
-        let zk_addr = zk_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        let listeners = bind_clients(&config).await?;
+        let (native_addr, zk_addr) = (listeners.native_addr, listeners.zk_addr);
         let shutdown = CancellationToken::new();
 
         let mut peers = std::collections::HashMap::new();
@@ -295,18 +326,7 @@ impl Server {
             crate::peer::PeerNet::start(me.id, peer_listener, peers, peer_tx, shutdown.clone());
 
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
-        let (durable_tx, durable_rx) = mpsc::unbounded_channel();
-        let fatal = shutdown.clone();
-        let log = GroupCommit::spawn(
-            Box::new(recovered.log) as Box<dyn TxnLog>,
-            Box::new(move |zxid| {
-                let _ = durable_tx.send(zxid);
-            }),
-            Box::new(move |e| {
-                tracing::error!(error = %e, "txn log failed: stopping the server");
-                fatal.cancel();
-            }),
-        )?;
+        let (log, durable_rx) = spawn_log(recovered.log, &shutdown)?;
         let core = Arc::new(Core::new(config, recovered.tree, me.id, writes_tx, true));
         let seed = crate::now_ms() as u64 ^ (me.id << 48);
         let zab = zabkeeper_zab::Zab::new(zab_config, recovered.persisted, seed);
@@ -319,21 +339,8 @@ impl Server {
             snapshots: Box::new(recovered.snapshots),
             shutdown: shutdown.clone(),
         });
-        let mut tasks = vec![
-            tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)),
-            tokio::spawn(crate::native::serve(
-                listener,
-                core.clone(),
-                shutdown.clone(),
-            )),
-        ];
-        if let Some(l) = zk_listener {
-            tasks.push(tokio::spawn(crate::zk::serve(
-                l,
-                core.clone(),
-                shutdown.clone(),
-            )));
-        }
+        let mut tasks = listeners.serve(&core, &shutdown);
+        tasks.push(tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)));
         info!(id = me.id, %native_addr, ?zk_addr, peer_port = me.peer_port, "ensemble member started");
         Ok(Server {
             native_addr,
