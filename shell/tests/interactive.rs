@@ -76,7 +76,16 @@ impl Server {
 
     fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let mut child = Command::new(server_binary())
-            .args(["--port", &port.to_string(), "--zk-port", "0", "--data-dir"])
+            // tick 100 ms: session timeouts may be as short as 200 ms.
+            .args([
+                "--port",
+                &port.to_string(),
+                "--zk-port",
+                "0",
+                "--tick-ms",
+                "100",
+                "--data-dir",
+            ])
             .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -133,6 +142,15 @@ fn interactive(server: &Server, dir: &tempfile::TempDir) -> PtySession {
     p.exp_string("(CONNECTED) 0] ")
         .expect("the first prompt names the state");
     p
+}
+
+/// Sends a signal to a process (`kill -SIG PID`).
+fn signal(pid: i32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
 }
 
 /// Types `text` without a newline (rexpect buffers `send` until a flush).
@@ -352,4 +370,49 @@ fn ctrl_c_at_the_prompt_drops_the_line_and_ctrl_d_leaves() {
     assert_eq!(s.other("get /c"), "v\n", "the dropped line did not run");
     p.send_control('d').unwrap();
     p.exp_eof().expect("Ctrl-D ends the shell");
+}
+
+#[test]
+fn session_expiry_is_said_plainly_and_connect_starts_a_new_session() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zabkeeper-shell"));
+    cmd.args(["--server", &s.addr(), "--timeout", "300"])
+        .env("TERM", "xterm")
+        .env(
+            "ZABKEEPER_SHELL_HISTORY",
+            dir.path().join("history").as_os_str(),
+        );
+    let mut p = spawn_command(cmd, Some(EXPECT_MS)).expect("spawn the shell on a pty");
+    p.exp_string("(CONNECTED) 0] ").unwrap();
+    p.send_line("create -e /mine x").unwrap();
+    p.exp_string("(CONNECTED) 1] ").unwrap();
+    // Freeze the shell past its 300 ms session timeout: the server expires the session.
+    let pid = p.process.child_pid.as_raw();
+    signal(pid, "-STOP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_zabkeeper-shell"))
+            .args(["--server", &s.addr(), "-c", "exists /mine"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "false" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frozen shell's session never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(pid, "-CONT");
+    p.exp_string("Session expired: its ephemeral nodes and watches are gone")
+        .expect("expiry said plainly");
+    p.send_line("get /mine").unwrap();
+    p.exp_string("the session has expired").unwrap();
+    p.exp_string("(EXPIRED) 2] ").unwrap();
+    p.send_line(&format!("connect {}", s.addr())).unwrap();
+    p.exp_string("(CONNECTED) 3] ").unwrap();
+    quit(p);
 }
