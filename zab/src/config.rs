@@ -29,6 +29,15 @@ pub struct Config {
     /// Committed transactions kept in memory so that lagging followers can be
     /// synchronised with DIFF; a follower further behind gets SNAP.
     pub diff_window: usize,
+    /// Leader lease for linearizable reads, 0 to turn it off (every read then
+    /// takes a heartbeat round). A leader whose heartbeat round sent at tick
+    /// `T` was acked by a quorum serves linearizable reads locally until
+    /// `T + lease_ticks`; each member that acked promises not to help elect a
+    /// new leader for `lease_ticks + 1` of its own ticks (and a restarted
+    /// member waits as long before it does). Must be below
+    /// `follower_timeout_ticks`. Assumes members' ticks advance at the same
+    /// rate up to a drift the margin absorbs (see `read_index.rs`).
+    pub lease_ticks: u32,
 }
 
 impl Config {
@@ -44,6 +53,7 @@ impl Config {
             finalize_ticks: 2,
             init_timeout_ticks: 30,
             diff_window: 1000,
+            lease_ticks: 0,
         }
     }
 
@@ -69,6 +79,14 @@ impl Config {
         }
         if self.init_timeout_ticks == 0 {
             return bad("init timeout must be positive");
+        }
+        if self.lease_ticks >= self.follower_timeout_ticks {
+            return bad("the read lease must be shorter than the follower timeout");
+        }
+        if self.lease_ticks > 0
+            && self.lease_ticks + self.heartbeat_ticks >= self.init_timeout_ticks
+        {
+            return bad("the read lease plus a heartbeat must be shorter than the init timeout");
         }
         Ok(())
     }
@@ -97,5 +115,13 @@ mod tests {
         assert!(c.validate().is_err());
         assert_eq!(Config::new(1, vec![1, 2, 3, 4, 5]).quorum(), 3);
         assert_eq!(Config::new(1, vec![1, 2, 3, 4]).quorum(), 3);
+        let mut c = Config::new(1, vec![1, 2, 3]);
+        c.lease_ticks = c.follower_timeout_ticks;
+        assert!(
+            c.validate().is_err(),
+            "lease as long as the election timeout"
+        );
+        c.lease_ticks = c.follower_timeout_ticks - 1;
+        assert!(c.validate().is_ok());
     }
 }

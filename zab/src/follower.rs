@@ -68,6 +68,11 @@ impl Zab {
         let before_nl = f.nl_zxid.is_none();
         match msg {
             Message::LeaderInfo { epoch } if phase == Phase::Discovery => {
+                if epoch > self.accepted_epoch && self.lease_promised() {
+                    // Promised to an old leader's lease: answer a later
+                    // repeat (FOLLOWERINFO is re-sent every heartbeat).
+                    return;
+                }
                 let counted = if epoch > self.accepted_epoch {
                     self.accepted_epoch = epoch;
                     out.push(Action::PersistEpochs {
@@ -153,6 +158,18 @@ impl Zab {
             Message::Ping => out.push(Action::Send {
                 to: from,
                 msg: Message::Pong,
+            }),
+            Message::Heartbeat { epoch, round } => {
+                self.follower_on_heartbeat(from, epoch, round, out)
+            }
+            Message::ReadIndexReply { id, zxid } => out.push(match zxid {
+                Some(zxid) => Action::ReadReady { id, zxid },
+                None => Action::ReadFailed { id },
+            }),
+            // Not ours to answer: we do not lead.
+            Message::ReadIndex { id } => out.push(Action::Send {
+                to: from,
+                msg: Message::ReadIndexReply { id, zxid: None },
             }),
             // Leftovers of an earlier conversation with the same leader.
             _ if phase == Phase::Discovery => {}

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use crate::node::{RoleState, Zab};
+use crate::read_index::ReadRounds;
 use crate::{Action, Message, Phase, ServerId, Txn, Vote, ZabError, Zxid};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,9 +70,20 @@ pub(crate) struct LeaderState {
     deadline: u64,
     next_ping: u64,
     next_counter: u32,
+    /// Linearizable reads: heartbeat rounds and the lease.
+    pub(crate) reads: ReadRounds,
 }
 
 impl LeaderState {
+    /// Each synced learner's durable point (its cumulative ACK), for monitoring.
+    pub(crate) fn learner_acks(&self) -> Vec<(ServerId, Zxid)> {
+        self.learners
+            .iter()
+            .filter(|(_, l)| l.stage == Stage::Synced)
+            .map(|(id, l)| (*id, l.acked))
+            .collect()
+    }
+
     pub(crate) fn new(
         id: ServerId,
         accepted: u32,
@@ -90,12 +102,28 @@ impl LeaderState {
             deadline,
             next_ping: now,
             next_counter: 1,
+            reads: ReadRounds::default(),
         }
     }
 
     pub(crate) fn drop_learner(&mut self, peer: ServerId) {
         self.learners.remove(&peer);
         self.infos.remove(&peer);
+        self.reads.forget(peer);
+    }
+
+    pub(crate) fn is_synced(&self, peer: ServerId) -> bool {
+        self.learners
+            .get(&peer)
+            .is_some_and(|l| l.stage == Stage::Synced)
+    }
+
+    pub(crate) fn synced(&self) -> Vec<ServerId> {
+        self.learners
+            .iter()
+            .filter(|(_, l)| l.stage == Stage::Synced)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn forward_to(&self) -> Vec<ServerId> {
@@ -222,6 +250,10 @@ impl Zab {
                     self.leader_try_commit(out);
                 }
             }
+            Message::HeartbeatAck { epoch, round } => {
+                self.leader_on_heartbeat_ack(from, epoch, round, out)
+            }
+            Message::ReadIndex { id } => self.leader_read(id, Some(from), out),
             _ => {}
         }
     }
@@ -264,6 +296,12 @@ impl Zab {
         if l.phase != Phase::Discovery || l.epoch_acks.len() < quorum {
             return;
         }
+        if self.lease_promised() {
+            // Counting ourselves now could end an old leader's lease early:
+            // wait (leader_tick checks again).
+            return;
+        }
+        let l = self.leader_state();
         l.phase = Phase::Synchronisation;
         l.nl_zxid = last;
         let waiting: Vec<ServerId> = l
@@ -468,10 +506,18 @@ impl Zab {
         let quorum = self.cfg.quorum();
         let heartbeat = self.cfg.heartbeat_ticks as u64;
         let timeout = self.cfg.leader_timeout_ticks as u64;
+        let lease = self.cfg.lease_ticks > 0;
         let l = self.leader_state();
         if l.phase != Phase::Broadcast && now >= l.deadline {
             return self.become_looking(out);
         }
+        if l.phase == Phase::Discovery {
+            self.leader_check_epoch_quorum(out);
+            if !matches!(&self.role, RoleState::Leading(_)) {
+                return;
+            }
+        }
+        let l = self.leader_state();
         if l.phase == Phase::Broadcast {
             let alive = 1 + l
                 .learners
@@ -484,11 +530,18 @@ impl Zab {
         }
         if now >= l.next_ping {
             l.next_ping = now + heartbeat;
-            for to in l.learners.keys() {
-                out.push(Action::Send {
-                    to: *to,
-                    msg: Message::Ping,
-                });
+            // With a lease, synced followers get numbered rounds instead.
+            let round = lease && l.phase == Phase::Broadcast;
+            for (to, learner) in l.learners.iter() {
+                if !(round && learner.stage == Stage::Synced) {
+                    out.push(Action::Send {
+                        to: *to,
+                        msg: Message::Ping,
+                    });
+                }
+            }
+            if round {
+                self.leader_round(out);
             }
         }
     }

@@ -139,6 +139,7 @@ mod history;
 mod leader;
 mod message;
 mod node;
+mod read_index;
 mod rng;
 mod types;
 mod zxid;

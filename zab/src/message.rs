@@ -154,6 +154,34 @@ pub enum Message {
     Ping,
     /// Follower answer to a heartbeat.
     Pong,
+    /// Leader -> follower: a numbered heartbeat round, to confirm leadership
+    /// for linearizable reads and to renew the lease.
+    Heartbeat {
+        /// The leader's epoch.
+        epoch: u32,
+        /// The round, increasing within a leadership.
+        round: u64,
+    },
+    /// Follower -> leader: still following you in `epoch`.
+    HeartbeatAck {
+        /// The epoch of the heartbeat.
+        epoch: u32,
+        /// The round acknowledged.
+        round: u64,
+    },
+    /// Follower -> leader: confirm leadership for the follower's read `id`.
+    ReadIndex {
+        /// The follower's read id.
+        id: u64,
+    },
+    /// Leader -> follower: the read `id` may be served once applied up to
+    /// `zxid`; `None` when the leader cannot confirm it.
+    ReadIndexReply {
+        /// The follower's read id.
+        id: u64,
+        /// The leader's commit point after confirmation.
+        zxid: Option<Zxid>,
+    },
 }
 
 mod wire {
@@ -163,7 +191,7 @@ mod wire {
     pub struct Envelope {
         #[prost(
             oneof = "Body",
-            tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
+            tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19"
         )]
         pub body: Option<Body>,
     }
@@ -200,6 +228,30 @@ mod wire {
         Ping(Empty),
         #[prost(message, tag = "15")]
         Pong(Empty),
+        #[prost(message, tag = "16")]
+        Heartbeat(Round),
+        #[prost(message, tag = "17")]
+        HeartbeatAck(Round),
+        #[prost(message, tag = "18")]
+        ReadIndex(Read),
+        #[prost(message, tag = "19")]
+        ReadIndexReply(Read),
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Round {
+        #[prost(uint32, tag = "1")]
+        pub epoch: u32,
+        #[prost(uint64, tag = "2")]
+        pub round: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Read {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, optional, tag = "2")]
+        pub zxid: Option<u64>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -325,6 +377,22 @@ impl Message {
             Message::Commit { zxid } => B::Commit(at(zxid)),
             Message::Ping => B::Ping(wire::Empty {}),
             Message::Pong => B::Pong(wire::Empty {}),
+            Message::Heartbeat { epoch, round } => B::Heartbeat(wire::Round {
+                epoch: *epoch,
+                round: *round,
+            }),
+            Message::HeartbeatAck { epoch, round } => B::HeartbeatAck(wire::Round {
+                epoch: *epoch,
+                round: *round,
+            }),
+            Message::ReadIndex { id } => B::ReadIndex(wire::Read {
+                id: *id,
+                zxid: None,
+            }),
+            Message::ReadIndexReply { id, zxid } => B::ReadIndexReply(wire::Read {
+                id: *id,
+                zxid: zxid.map(|z| z.0),
+            }),
         };
         wire::Envelope { body: Some(body) }.encode_to_vec()
     }
@@ -390,6 +458,19 @@ impl Message {
             B::Commit(a) => Message::Commit { zxid: Zxid(a.zxid) },
             B::Ping(_) => Message::Ping,
             B::Pong(_) => Message::Pong,
+            B::Heartbeat(r) => Message::Heartbeat {
+                epoch: r.epoch,
+                round: r.round,
+            },
+            B::HeartbeatAck(r) => Message::HeartbeatAck {
+                epoch: r.epoch,
+                round: r.round,
+            },
+            B::ReadIndex(r) => Message::ReadIndex { id: r.id },
+            B::ReadIndexReply(r) => Message::ReadIndexReply {
+                id: r.id,
+                zxid: r.zxid.map(Zxid),
+            },
         })
     }
 }
@@ -465,6 +546,18 @@ mod tests {
             Message::Commit { zxid: z },
             Message::Ping,
             Message::Pong,
+            Message::Heartbeat { epoch: 3, round: 9 },
+            Message::HeartbeatAck { epoch: 3, round: 9 },
+            Message::ReadIndex { id: 4 },
+            Message::ReadIndexReply {
+                id: 4,
+                zxid: Some(z),
+            },
+            Message::ReadIndexReply { id: 5, zxid: None },
+            Message::ReadIndexReply {
+                id: 6,
+                zxid: Some(Zxid::ZERO),
+            },
         ]
     }
 

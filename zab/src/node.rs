@@ -35,6 +35,9 @@ pub struct Zab {
     pub(crate) vote: Vote,
     pub(crate) role: RoleState,
     started: bool,
+    /// Lease promise: do not help establish a new leader before this tick
+    /// (see `read_index.rs`).
+    pub(crate) promise_until: u64,
 }
 
 impl Zab {
@@ -47,7 +50,17 @@ impl Zab {
             zxid: hist.last(),
             epoch: persisted.current_epoch,
         };
+        // A restarted member may have acked lease rounds in its previous life, and
+        // then promised not to help elect a new leader for a while. Only a follower
+        // of an established leader acks them, and following one takes an accepted
+        // epoch, made durable before the ACKEPOCH: a member that never accepted an
+        // epoch (a new data directory) promised nothing and need not wait.
+        let promise_until = match (config.lease_ticks, persisted.accepted_epoch) {
+            (0, _) | (_, 0) => 0,
+            (t, _) => t as u64 + 1,
+        };
         Zab {
+            promise_until,
             rng: Rng::new(seed),
             accepted_epoch: persisted.accepted_epoch,
             current_epoch: persisted.current_epoch,
@@ -126,6 +139,21 @@ impl Zab {
         out
     }
 
+    /// The runtime (re)connected to `peer`. A looking server sends it its vote at
+    /// once: votes sent while the peer was unreachable were lost, and waiting for the
+    /// periodic resend would stall an election by `election_resend_ticks` or more
+    /// (ZooKeeper's FLE likewise sends the current vote on every new connection).
+    pub fn peer_connected(&mut self, peer: ServerId) -> Vec<Action> {
+        let mut out = Vec::new();
+        if matches!(self.role, RoleState::Looking(_)) && peer != self.cfg.id {
+            out.push(Action::Send {
+                to: peer,
+                msg: self.vote_msg(),
+            });
+        }
+        out
+    }
+
     /// The runtime lost its connection to `peer`.
     pub fn peer_disconnected(&mut self, peer: ServerId) -> Vec<Action> {
         let mut out = Vec::new();
@@ -190,6 +218,15 @@ impl Zab {
             RoleState::Looking(_) => None,
             RoleState::Following(f) => Some(f.leader),
             RoleState::Leading(_) => Some(self.cfg.id),
+        }
+    }
+
+    /// On a leader, every synced follower with the zxid it has acknowledged
+    /// as durable (monitoring: follower lag); empty on other roles.
+    pub fn follower_acks(&self) -> Vec<(ServerId, Zxid)> {
+        match &self.role {
+            RoleState::Leading(l) => l.learner_acks(),
+            _ => Vec::new(),
         }
     }
 

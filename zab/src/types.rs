@@ -111,4 +111,22 @@ pub enum Action {
     },
     /// Leader: may now propose. Follower: synced (UPTODATE), may serve.
     Established,
+    /// The linearizable read `id` (from [`crate::Zab::read_index`]) may be
+    /// served once the state machine has applied up to `zxid`: leadership was
+    /// confirmed after the read began (a quorum heartbeat round, or the
+    /// leader's lease), and `zxid` is the leader's commit point then.
+    ReadReady {
+        /// The runtime's read id.
+        id: u64,
+        /// Serve once applied up to here.
+        zxid: Zxid,
+    },
+    /// The linearizable read `id` cannot be confirmed here (no established
+    /// leader); the client should retry, possibly on another member. Reads
+    /// still outstanding when `RoleChanged` is emitted are abandoned without
+    /// either answer: the runtime fails them itself.
+    ReadFailed {
+        /// The runtime's read id.
+        id: u64,
+    },
 }

@@ -40,6 +40,7 @@ use crate::rng::Rng;
 use crate::{Action, Config, Message, Persisted, Phase, Role, ServerId, Txn, Zab, Zxid};
 use invariants::{
     check_node_state, check_primary_order, CommittedNeverLost, OneLeaderPerEpoch, PrefixAgreement,
+    ReadIndexFresh,
 };
 use network::Network;
 
@@ -79,6 +80,12 @@ pub struct SimOptions {
     pub vote_dup: u64,
     /// The servers' DIFF window (small, to exercise SNAP).
     pub diff_window: usize,
+    /// Chance of beginning a linearizable read on a random live server.
+    pub read: u64,
+    /// The servers' read lease (0: read index only).
+    pub lease_ticks: u32,
+    /// How long a leader without a quorum keeps leading.
+    pub leader_timeout_ticks: u32,
 }
 
 impl SimOptions {
@@ -100,6 +107,9 @@ impl SimOptions {
             vote_drop: 100,
             vote_dup: 50,
             diff_window: 4,
+            read: 300,
+            lease_ticks: 6,
+            leader_timeout_ticks: 25,
         }
     }
 }
@@ -162,6 +172,10 @@ pub struct SimStats {
     pub crashes: u64,
     /// Whole-ensemble crashes.
     pub crash_alls: u64,
+    /// Linearizable reads answered (read index or lease).
+    pub reads: u64,
+    /// Linearizable reads refused (no leader).
+    pub reads_failed: u64,
 }
 
 impl std::ops::AddAssign for SimStats {
@@ -172,6 +186,8 @@ impl std::ops::AddAssign for SimStats {
         self.snapshots += o.snapshots;
         self.crashes += o.crashes;
         self.crash_alls += o.crash_alls;
+        self.reads += o.reads;
+        self.reads_failed += o.reads_failed;
     }
 }
 
@@ -192,6 +208,11 @@ pub struct Sim {
     one_leader: OneLeaderPerEpoch,
     prefix: PrefixAgreement,
     never_lost: CommittedNeverLost,
+    fresh_reads: ReadIndexFresh,
+    next_read: u64,
+    /// The current partition drops messages without breaking links (as TCP
+    /// does before it notices); its links break when it heals.
+    silent: bool,
 }
 
 fn encode_applied(txns: &[Txn]) -> Bytes {
@@ -265,6 +286,9 @@ impl Sim {
             one_leader: OneLeaderPerEpoch::default(),
             prefix: PrefixAgreement::default(),
             never_lost: CommittedNeverLost,
+            fresh_reads: ReadIndexFresh::default(),
+            next_read: 0,
+            silent: false,
             opts,
         };
         for i in 0..sim.opts.nodes {
@@ -314,6 +338,11 @@ impl Sim {
     fn config(&self, id: ServerId) -> Config {
         let mut c = Config::new(id, (1..=self.opts.nodes as u64).collect());
         c.diff_window = self.opts.diff_window;
+        c.lease_ticks = self.opts.lease_ticks;
+        // A leader slower to give up than its followers (allowed by the config):
+        // it still believes it leads while they elect another, which is when a
+        // read not confirmed by a quorum would be stale.
+        c.leader_timeout_ticks = self.opts.leader_timeout_ticks;
         c
     }
 
@@ -354,6 +383,7 @@ impl Sim {
         }
         self.nodes[i].pending.clear();
         self.nodes[i].applied.clear();
+        self.fresh_reads.abandon(i);
         self.stats.crashes += 1;
         self.log(|| format!("n{id} crashes"));
         for j in 0..self.nodes.len() {
@@ -497,7 +527,18 @@ impl Sim {
                     n.pending.clear();
                     self.prefix.check(id, &self.nodes[i].applied)?;
                 }
-                Action::RoleChanged { .. } => {}
+                Action::RoleChanged { .. } => self.fresh_reads.abandon(i),
+                Action::ReadReady { id, zxid } => {
+                    let inc = self.nodes[i].incarnation;
+                    if self.fresh_reads.ready(id, i, inc, zxid)? {
+                        self.stats.reads += 1;
+                    }
+                }
+                Action::ReadFailed { id } => {
+                    if self.fresh_reads.failed(id) {
+                        self.stats.reads_failed += 1;
+                    }
+                }
                 Action::Established => {
                     let zab = self.nodes[i].zab.as_ref().ok_or("dead node acted")?;
                     if zab.is_established_leader() {
@@ -619,8 +660,36 @@ impl Sim {
         Ok(Some(zxid))
     }
 
+    /// Begins a linearizable read on a random live server.
+    fn read(&mut self) -> Result<(), String> {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].zab.is_some())
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let i = live[self.rng.below(live.len() as u64) as usize];
+        self.next_read += 1;
+        let id = self.next_read;
+        let floor = self
+            .prefix
+            .reference()
+            .last()
+            .map_or(Zxid::ZERO, |t| t.zxid);
+        let inc = self.nodes[i].incarnation;
+        self.fresh_reads.begin(id, i, inc, floor);
+        let node_id = self.nodes[i].id;
+        self.log(|| format!("client reads {id} on n{node_id} (committed {floor})"));
+        let zab = self.nodes[i].zab.as_mut().ok_or("no node")?;
+        let actions = zab.read_index(id);
+        self.execute(i, actions)
+    }
+
     fn chaos_step(&mut self) -> Result<(), String> {
         self.schedule(self.now + TICK, Event::Chaos);
+        if self.chance(self.opts.read) {
+            self.read()?;
+        }
         if self.chance(self.opts.propose) {
             for _ in 0..1 + self.rng.below(3) {
                 self.propose()?;
@@ -653,18 +722,16 @@ impl Sim {
             for i in 0..n {
                 groups.insert(self.nodes[i].id, self.rng.below(2) as u8);
             }
-            self.log(|| format!("partition {groups:?}"));
+            self.silent = self.chance(500);
+            let silent = self.silent;
+            self.log(|| format!("partition {groups:?} (silent: {silent})"));
             self.net.group = groups;
-            for i in 0..n {
-                for j in i + 1..n {
-                    if self.net.partitioned(self.nodes[i].id, self.nodes[j].id) {
-                        self.break_link(i, j);
-                    }
-                }
+            if !silent {
+                self.break_partitioned_links();
             }
         } else if !self.net.group.is_empty() && self.chance(self.opts.heal) {
             self.log(|| "partition heals".into());
-            self.net.group.clear();
+            self.heal();
         }
         if self.chance(self.opts.break_link) {
             let i = self.rng.below(n as u64) as usize;
@@ -674,6 +741,27 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    fn break_partitioned_links(&mut self) {
+        let n = self.nodes.len();
+        for i in 0..n {
+            for j in i + 1..n {
+                if self.net.partitioned(self.nodes[i].id, self.nodes[j].id) {
+                    self.break_link(i, j);
+                }
+            }
+        }
+    }
+
+    /// Ends the partition. A silent one lost messages on links that stayed up:
+    /// those links break now, so that no conversation resumes after a gap.
+    fn heal(&mut self) {
+        if self.silent {
+            self.break_partitioned_links();
+            self.silent = false;
+        }
+        self.net.group.clear();
     }
 
     fn run_until(&mut self, end: u64, mut stop: impl FnMut(&Sim) -> bool) -> Result<bool, String> {
@@ -703,7 +791,7 @@ impl Sim {
 
         // Calm: heal, restart everyone, no more faults.
         self.chaos = false;
-        self.net.group.clear();
+        self.heal();
         self.log(|| "chaos ends: heal and restart everyone".into());
         for i in 0..self.nodes.len() {
             if self.nodes[i].zab.is_none() {

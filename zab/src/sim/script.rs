@@ -5,9 +5,10 @@
 //! The network here is one global FIFO queue (no randomness): `deliver`
 //! hands messages over in send order until none is left.
 //!
-//! Commands (`> ` lines): `cluster N [window W]`, `start [ids]`,
+//! Commands (`> ` lines): `cluster N [window W] [lease L]`, `start [ids]`,
 //! `tick N [ids]`, `deliver`, `durable [ids]`, `stabilize` (deliver and
-//! make durable until quiet), `propose ID DATA`, `crash ID`, `restart ID`,
+//! make durable until quiet), `propose ID DATA`, `read ID READ_ID`
+//! (a linearizable read on server ID), `crash ID`, `restart ID`,
 //! `partition A B | C`, `heal`, `status`. Everything else is output.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -32,6 +33,7 @@ struct Node {
 struct Cluster {
     nodes: BTreeMap<ServerId, Node>,
     window: usize,
+    lease: u32,
     queue: VecDeque<(ServerId, ServerId, Message)>,
     groups: Vec<BTreeSet<ServerId>>,
     out: String,
@@ -96,6 +98,8 @@ impl Cluster {
                     format!("n{id} role {role:?} (epoch {epoch})")
                 }
                 Action::Established => format!("n{id} established"),
+                Action::ReadReady { id: r, zxid } => format!("n{id} read {r} ready at {zxid}"),
+                Action::ReadFailed { id: r } => format!("n{id} read {r} failed"),
             };
             writeln!(self.out, "{line}").ok();
             let n = self.nodes.get_mut(&id).expect("node");
@@ -126,7 +130,10 @@ impl Cluster {
                     n.log.clear();
                     n.pending.clear();
                 }
-                Action::RoleChanged { .. } | Action::Established => {}
+                Action::RoleChanged { .. }
+                | Action::Established
+                | Action::ReadReady { .. }
+                | Action::ReadFailed { .. } => {}
             }
         }
     }
@@ -135,6 +142,7 @@ impl Cluster {
         let members: Vec<ServerId> = self.nodes.keys().copied().collect();
         let mut cfg = Config::new(id, members);
         cfg.diff_window = self.window;
+        cfg.lease_ticks = self.lease;
         let n = self.nodes.get_mut(&id).expect("node");
         let persisted = Persisted {
             accepted_epoch: n.accepted,
@@ -192,10 +200,14 @@ impl Cluster {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["cluster", n, rest @ ..] => {
-                self.window = match rest {
-                    ["window", w] => w.parse().expect("window"),
-                    _ => 100,
-                };
+                self.window = 100;
+                for kv in rest.chunks(2) {
+                    match kv {
+                        ["window", w] => self.window = w.parse().expect("window"),
+                        ["lease", l] => self.lease = l.parse().expect("lease"),
+                        _ => panic!("bad cluster option {kv:?}"),
+                    }
+                }
                 for id in 1..=n.parse::<u64>().expect("n") {
                     self.nodes.insert(id, Node::default());
                 }
@@ -262,6 +274,16 @@ impl Cluster {
                 }
             }
             ["restart", id] => self.start(id.parse().expect("id")),
+            ["read", id, rid] => {
+                let id: ServerId = id.parse().expect("id");
+                let zab = self
+                    .nodes
+                    .get_mut(&id)
+                    .and_then(|n| n.zab.as_mut())
+                    .expect("live node");
+                let actions = zab.read_index(rid.parse().expect("read id"));
+                self.exec(id, actions);
+            }
             ["partition", rest @ ..] => {
                 self.groups = rest
                     .split(|w| *w == "|")
