@@ -1,6 +1,6 @@
 //! A coordinator holds three workers at a barrier, then they meet at a double barrier.
 //!
-//! `cargo run -p zabkeeper-client --example barrier -- 127.0.0.1:2181`
+//! `cargo run -p zabkeeper-client --example barrier -- 127.0.0.1:2281`
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use zabkeeper_client::{Client, ConnectOptions, Error};
 fn servers() -> String {
     std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
+        .unwrap_or_else(|| "127.0.0.1:2281".to_string())
 }
 
 async fn connect() -> Result<Client, Error> {

@@ -1,6 +1,6 @@
 //! Four tasks increment one counter by compare-and-set.
 //!
-//! `cargo run -p zabkeeper-client --example counter -- 127.0.0.1:2181`
+//! `cargo run -p zabkeeper-client --example counter -- 127.0.0.1:2281`
 
 use zabkeeper_client::recipes::*;
 use zabkeeper_client::{Client, ConnectOptions, Error};
@@ -8,7 +8,7 @@ use zabkeeper_client::{Client, ConnectOptions, Error};
 fn servers() -> String {
     std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
+        .unwrap_or_else(|| "127.0.0.1:2281".to_string())
 }
 
 async fn connect() -> Result<Client, Error> {

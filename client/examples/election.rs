@@ -1,6 +1,6 @@
 //! Three candidates elect a leader; the leader resigns and the next takes over.
 //!
-//! `cargo run -p zabkeeper-client --example election -- 127.0.0.1:2181`
+//! `cargo run -p zabkeeper-client --example election -- 127.0.0.1:2281`
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use zabkeeper_client::{Client, ConnectOptions, Error};
 fn servers() -> String {
     std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
+        .unwrap_or_else(|| "127.0.0.1:2281".to_string())
 }
 
 async fn connect() -> Result<Client, Error> {

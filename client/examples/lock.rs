@@ -1,6 +1,6 @@
 //! Three tasks, each with its own session, take turns on one lock; each holder checks its fencing token against the highest seen.
 //!
-//! `cargo run -p zabkeeper-client --example lock -- 127.0.0.1:2181`
+//! `cargo run -p zabkeeper-client --example lock -- 127.0.0.1:2281`
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use zabkeeper_client::{Client, ConnectOptions, Error};
 fn servers() -> String {
     std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
+        .unwrap_or_else(|| "127.0.0.1:2281".to_string())
 }
 
 async fn connect() -> Result<Client, Error> {

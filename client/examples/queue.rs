@@ -1,6 +1,6 @@
 //! Two producers and two consumers share a queue; a priority item jumps ahead.
 //!
-//! `cargo run -p zabkeeper-client --example queue -- 127.0.0.1:2181`
+//! `cargo run -p zabkeeper-client --example queue -- 127.0.0.1:2281`
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use zabkeeper_client::{Client, ConnectOptions, Error};
 fn servers() -> String {
     std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:2181".to_string())
+        .unwrap_or_else(|| "127.0.0.1:2281".to_string())
 }
 
 async fn connect() -> Result<Client, Error> {

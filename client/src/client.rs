@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use zabkeeper_proto::wire::{self, request::Op as W, response::Result as R};
 use zabkeeper_proto::ErrorCode;
 
+use crate::change_watch::{ChangeStream, ChangeWatch};
 use crate::connection::AttemptError;
 use crate::error::Error;
 use crate::options::{parse_servers, ConnectOptions};
@@ -117,6 +118,12 @@ impl Client {
     /// The member the session is attached to right now.
     pub fn connected_server(&self) -> Option<String> {
         self.shared.session().server
+    }
+
+    /// What the session task shares, for the recipes: a view that, unlike a handle,
+    /// does not keep the session open.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     pub fn state(&self) -> SessionState {
@@ -252,6 +259,43 @@ impl Client {
             )
             .await?;
         Ok((stat, watch))
+    }
+
+    /// `get_data` through the client cache (see `ConnectOptions::cache_capacity`; a
+    /// plain `get_data` when it is off). A hit is answered locally and is never older
+    /// than the session's last seen zxid; a miss reads from the member and fills the
+    /// cache. Session-consistent even on a `linearizable()` handle.
+    pub async fn get_data_cached(&self, path: &str) -> Result<(Bytes, Stat), Error> {
+        let Some(cache) = &self.shared.cache else {
+            return self.get_data(path).await;
+        };
+        validate(path)?;
+        let key = (crate::cache::Kind::Data, path.to_string());
+        if let Some(crate::cache::Entry::Data(data, stat)) = cache.get(&key) {
+            return Ok((data, stat));
+        }
+        self.get_data_inner(path, Effect::CacheFill { key }).await
+    }
+
+    /// `get_children` through the client cache, as [`Client::get_data_cached`].
+    pub async fn get_children_cached(&self, path: &str) -> Result<Vec<String>, Error> {
+        let Some(cache) = &self.shared.cache else {
+            return self.get_children(path).await;
+        };
+        validate(path)?;
+        let key = (crate::cache::Kind::Children, path.to_string());
+        if let Some(crate::cache::Entry::Children(children)) = cache.get(&key) {
+            return Ok(children);
+        }
+        Ok(self
+            .children_inner(path, false, Effect::CacheFill { key })
+            .await?
+            .0)
+    }
+
+    /// The client cache's counters (None when the cache is off).
+    pub fn cache_stats(&self) -> Option<crate::CacheStats> {
+        self.shared.cache.as_ref().map(|c| c.stats())
     }
 
     pub async fn get_data(&self, path: &str) -> Result<(Bytes, Stat), Error> {
@@ -463,6 +507,49 @@ impl Client {
 
     /// Adds a persistent (or persistent-recursive) watch: a stream of events until
     /// removed or the session ends.
+    /// A persistent watch that misses nothing: every change to `path` (and, with
+    /// `recursive`, below it; a recursive watch never reports NodeChildrenChanged)
+    /// after `from_zxid`, in zxid order, each with its zxid, the node's new Stat and,
+    /// with `with_data`, its data. Changes between `from_zxid` and now come first,
+    /// from the member's history; after a reconnect or failover the watch resumes
+    /// from the last change delivered, so each change is seen exactly once. Use the
+    /// zxid of a read (`Stat::mzxid`, `pzxid`, or [`Client::last_zxid`]) as
+    /// `from_zxid` to see everything after it.
+    ///
+    /// Fails with [`Error::WatchHistoryGone`] (or the stream later yields it) when the
+    /// member's history (`watch_history`) no longer reaches back: re-read, then open
+    /// a new watch from a fresh zxid.
+    pub async fn watch_from(
+        &self,
+        path: &str,
+        from_zxid: i64,
+        recursive: bool,
+        with_data: bool,
+    ) -> Result<ChangeStream, Error> {
+        validate(path)?;
+        let id = self
+            .shared
+            .next_watch_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (watch, stream) = ChangeWatch::new(path, from_zxid, recursive, with_data);
+        let req = wire::AddWatchFromRequest {
+            path: path.to_string(),
+            recursive,
+            from_zxid,
+            with_data,
+            watch_id: id,
+        };
+        self.request(
+            W::AddWatchFrom(req),
+            Effect::ChangeWatch {
+                id,
+                watch: Some(Box::new(watch)),
+            },
+        )
+        .await?;
+        Ok(stream)
+    }
+
     pub async fn add_watch(
         &self,
         path: &str,

@@ -14,6 +14,10 @@ use crate::types::OpResult;
 pub enum Error {
     #[error("Node does not exist")]
     NoNode,
+    /// A watch opened from a zxid older than the member's change history: re-read,
+    /// then open it from a fresh zxid.
+    #[error("Watch history no longer reaches back to the requested zxid")]
+    WatchHistoryGone,
     #[error("Node already exists")]
     NodeExists,
     #[error("Node not empty")]
@@ -75,6 +79,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::NoNode => ErrorCode::NoNode,
+            Error::WatchHistoryGone => ErrorCode::WatchHistoryGone,
             Error::NodeExists => ErrorCode::NodeExists,
             Error::NotEmpty => ErrorCode::NotEmpty,
             Error::BadVersion => ErrorCode::BadVersion,
@@ -117,6 +122,7 @@ impl From<ErrorCode> for Error {
     fn from(code: ErrorCode) -> Error {
         match code {
             ErrorCode::NoNode => Error::NoNode,
+            ErrorCode::WatchHistoryGone => Error::WatchHistoryGone,
             ErrorCode::NodeExists => Error::NodeExists,
             ErrorCode::NotEmpty => Error::NotEmpty,
             ErrorCode::BadVersion => Error::BadVersion,

@@ -26,7 +26,7 @@
 //! use futures::StreamExt;
 //!
 //! # async fn demo() -> Result<(), Error> {
-//! let zk = Client::connect("127.0.0.1:2181,127.0.0.1:2182", ConnectOptions::default()).await?;
+//! let zk = Client::connect("127.0.0.1:2281,127.0.0.1:2282", ConnectOptions::default()).await?;
 //! zk.create("/app", "config v1", CreateMode::Persistent).await?;
 //! let ((data, stat), changed) = zk.get_data_w("/app").await?;
 //! println!("{} at version {}", String::from_utf8_lossy(&data), stat.version);
@@ -48,6 +48,8 @@
 //! # }
 //! ```
 
+mod cache;
+mod change_watch;
 mod client;
 mod connection;
 mod error;
@@ -58,9 +60,11 @@ mod session;
 mod types;
 mod watches;
 
+pub use cache::CacheStats;
+pub use change_watch::{ChangeEvent, ChangeStream};
 pub use client::Client;
 pub use error::Error;
-pub use options::ConnectOptions;
+pub use options::{ConnectOptions, DEFAULT_PORT};
 pub use types::{
     Acl, AddWatchMode, CreateMode, CreateOptions, Op, OpResult, ReadOp, ReadResult, SessionState,
     Stat, WatchedEvent, WatcherType,

@@ -15,16 +15,29 @@
 //!   answers come back in order ([`crate::inflight`]).
 //! * After a third of the session timeout without sending, a ping goes out; after two
 //!   thirds without receiving anything, the connection is deemed dead.
-//! * On connection loss every in-flight call fails with `ConnectionLoss` (a write among
-//!   them may or may not have been applied). Calls made while disconnected wait for the
-//!   reconnect (bounded by the caller's request timeout).
+//! * The lease as this client can know it: an answer proves the ensemble heard the
+//!   session after its request was sent, and the ensemble extends a lease by a full
+//!   timeout from the moment it hears a request or ping (a follower forwards that
+//!   later, never earlier). So the session cannot expire before the newest such send
+//!   time plus the timeout ([`Shared::may_expire_at`]); the recipes presume it gone
+//!   from then on while disconnected. Counting from when the loss was noticed instead
+//!   would be up to two thirds of the timeout late. (A handshake does not count: a
+//!   follower does not forward the touch of a reattach.)
+//! * Writes are exactly-once: each write (create, delete, setData, setACL, multi) gets
+//!   the session's next request number, sent with the lowest number still unanswered
+//!   (`acked_below`). On connection loss an unanswered write is *not* failed: it is
+//!   re-sent on the next connection with the same number, before any later call, and
+//!   the server answers a number it already applied with the original result (see the
+//!   server's `tree::results`). Every other in-flight call fails with `ConnectionLoss`.
+//!   Calls made while disconnected wait for the reconnect (bounded by the caller's
+//!   request timeout, which also bounds how long a retried write is waited for).
 //! * Reconnecting tries the members in random order with a short growing back-off,
 //!   presenting the session id, password and the highest zxid seen, so a member behind
 //!   this client refuses (`NotCaughtUp`) and the next is tried: time never goes backwards.
 //! * After reattaching, the first frames sent are the saved credentials (`auth`) and
 //!   `SetWatches` with the last zxid seen (in 128 KiB pieces, as ZooKeeper's client
-//!   does), before any queued call, so changes made while disconnected fire the
-//!   watches at once.
+//!   does), then the writes to retry, then the queued calls, so changes made while
+//!   disconnected fire the watches at once.
 //! * Expired: every waiting and later call fails with `SessionExpired` and every watch
 //!   gets a final `Expired` event.
 
@@ -41,12 +54,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 use zabkeeper_proto::{wire, ErrorCode, EventType, KeeperState};
 
+use crate::cache::{self, Cache};
+use crate::change_watch::ChangeWatch;
 use crate::connection::{self, AttemptError, Conn};
 use crate::error::Error;
 use crate::inflight::{InFlight, AUTH_XID, PING_XID, SET_WATCHES_XID};
 use crate::options::ConnectOptions;
 use crate::types::{SessionState, WatchedEvent, WatcherType};
 use crate::watches::{WatchReg, Watches};
+use std::collections::HashMap;
 use zabkeeper_watch::WatchPaths;
 
 /// What the handles and the task share.
@@ -57,6 +73,13 @@ pub(crate) struct Shared {
     pub session: Mutex<SessionInfo>,
     pub opts: ConnectOptions,
     pub servers: Vec<String>,
+    /// Ids for watches opened from a zxid.
+    pub next_watch_id: std::sync::atomic::AtomicU64,
+    /// The client cache, when enabled.
+    pub cache: Option<Cache>,
+    /// The send time of the newest request answered: the ensemble heard the session no
+    /// earlier than this.
+    heard: Mutex<Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,6 +96,7 @@ impl Shared {
             Some((id, pw)) => (*id, Bytes::copy_from_slice(pw)),
             None => (0, Bytes::new()),
         };
+        let cache = std::num::NonZeroUsize::new(opts.cache_capacity).map(Cache::new);
         Shared {
             state: watch::Sender::new(SessionState::Connecting),
             last_zxid: AtomicI64::new(0),
@@ -84,7 +108,29 @@ impl Shared {
             }),
             opts,
             servers,
+            next_watch_id: std::sync::atomic::AtomicU64::new(1),
+            cache,
+            heard: Mutex::new(Instant::now()),
         }
+    }
+
+    /// The ensemble heard the session at `at` (a request sent then was answered).
+    fn heard(&self, at: Instant) {
+        // A copy under a short lock, never across an await.
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        *heard = (*heard).max(at);
+    }
+
+    /// The earliest moment the ensemble may expire the session, as far as this client
+    /// can tell: one session timeout after it was last known to hear it.
+    ///
+    /// A tenth of the timeout is kept in hand: the ensemble's clock may run a little
+    /// faster than ours, and this process may wake late on a busy machine. Presuming
+    /// the session gone early is the safe side for whoever holds a lock with it.
+    pub(crate) fn may_expire_at(&self) -> Instant {
+        let heard = *self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let timeout = self.session().timeout;
+        heard + timeout - timeout / 10
     }
 
     /// Records a zxid seen from the server; the tracked value never decreases.
@@ -211,16 +257,95 @@ pub(crate) type Reply = oneshot::Sender<Result<wire::Response, Error>>;
 /// What the task does besides answering when a call succeeds.
 pub(crate) enum Effect {
     None,
-    Watch { path: String, reg: WatchReg },
-    RemoveWatches { path: String, kind: WatcherType },
-    Auth { scheme: String, auth: Bytes },
+    Watch {
+        path: String,
+        reg: WatchReg,
+    },
+    RemoveWatches {
+        path: String,
+        kind: WatcherType,
+    },
+    Auth {
+        scheme: String,
+        auth: Bytes,
+    },
+    /// A watch opened from a zxid: registered when sent (its replayed events come
+    /// before the answer), dropped if the answer is an error.
+    ChangeWatch {
+        id: u64,
+        watch: Option<Box<ChangeWatch>>,
+    },
+    /// A cacheable read: its answer fills the cache unless a change raced it.
+    CacheFill {
+        key: cache::Key,
+    },
 }
 
 enum Pending {
-    Call { effect: Effect, reply: Reply },
+    Call {
+        effect: Effect,
+        reply: Reply,
+        /// A numbered write: what to re-send after a reconnect.
+        retry: Option<Retry>,
+    },
     Ping,
     Internal(&'static str),
+    /// A watch opened from a zxid, re-opened after a reconnect.
+    ChangeWatchRestore(u64),
     Close,
+}
+
+/// An exactly-once write, kept to be re-sent with its number until answered.
+struct Retry {
+    number: u64,
+    op: wire::request::Op,
+    consistency: i32,
+}
+
+/// Whether an op is a write, numbered for exactly-once execution.
+fn is_write(op: &wire::request::Op) -> bool {
+    use wire::request::Op as W;
+    matches!(
+        op,
+        W::Create(_) | W::Delete(_) | W::SetData(_) | W::SetAcl(_) | W::Multi(_)
+    )
+}
+
+/// Request numbers of a session's writes and which are still unanswered.
+#[derive(Debug)]
+struct Numbers {
+    next: u64,
+    unanswered: std::collections::BTreeSet<u64>,
+}
+
+impl Numbers {
+    fn new() -> Numbers {
+        Numbers {
+            next: 1,
+            unanswered: Default::default(),
+        }
+    }
+
+    fn take(&mut self) -> u64 {
+        let n = self.next;
+        self.next += 1;
+        self.unanswered.insert(n);
+        n
+    }
+
+    /// Every number below this one is answered.
+    fn acked_below(&self) -> u64 {
+        self.unanswered.first().copied().unwrap_or(self.next)
+    }
+
+    fn answered(&mut self, n: u64) {
+        self.unanswered.remove(&n);
+    }
+
+    /// A resumed session continues above the numbers the server has seen.
+    fn resume_above(&mut self, last: u64) {
+        self.next = self.next.max(last + 1);
+    }
 }
 
 enum Outcome {
@@ -240,9 +365,14 @@ pub(crate) struct Session {
     closing: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
     queued: VecDeque<Command>,
-    inflight: InFlight<Pending>,
+    /// With each request its send time (see `Shared::may_expire_at`).
+    inflight: InFlight<(Instant, Pending)>,
     watches: Watches,
     auths: Vec<(String, Bytes)>,
+    numbers: Numbers,
+    change_watches: HashMap<u64, ChangeWatch>,
+    /// Unanswered writes of a lost connection, in send order, to re-send first.
+    retries: VecDeque<(Retry, Effect, Reply)>,
 }
 
 impl Session {
@@ -257,6 +387,9 @@ impl Session {
             inflight: InFlight::new(),
             watches: Watches::default(),
             auths: Vec::new(),
+            numbers: Numbers::new(),
+            change_watches: HashMap::new(),
+            retries: VecDeque::new(),
         }
     }
 
@@ -277,11 +410,29 @@ impl Session {
                 Outcome::Ended(end) => break end,
                 Outcome::Lost(reason) => {
                     tracing::info!(%reason, "connection lost");
+                    // Emptied before anyone can see the session disconnected: from
+                    // then on changes go unseen (see `cache.rs`).
+                    if let Some(cache) = &self.shared.cache {
+                        cache.clear();
+                    }
                     self.shared.disconnected();
                     self.shared.set_state(SessionState::Disconnected);
-                    for p in self.inflight.drain() {
-                        if let Pending::Call { reply, .. } = p {
-                            let _ = reply.send(Err(Error::ConnectionLoss));
+                    let mut lost = Vec::new();
+                    for (_, p) in self.inflight.drain() {
+                        lost.push(p);
+                    }
+                    for p in lost {
+                        match p {
+                            Pending::Call {
+                                effect,
+                                reply,
+                                retry: Some(retry),
+                            } => self.retries.push_back((retry, effect, reply)),
+                            Pending::Call { reply, effect, .. } => {
+                                self.unfilled(effect);
+                                let _ = reply.send(Err(Error::ConnectionLoss));
+                            }
+                            _ => {}
                         }
                     }
                     if self.closing || self.handles_gone {
@@ -359,7 +510,19 @@ impl Session {
         let timeout = self.shared.session().timeout;
         let ping_every = timeout / 3;
         let read_timeout = timeout * 2 / 3;
+        self.numbers
+            .resume_above(conn.accepted.last_request_number.max(0) as u64);
         self.restore(&conn);
+        while let Some((retry, effect, reply)) = self.retries.pop_front() {
+            let xid = self.inflight.next_xid();
+            let Retry {
+                number,
+                op,
+                consistency,
+            } = retry;
+            tracing::debug!(number, "re-sending an unanswered write");
+            self.send_numbered(&conn, xid, op, consistency, number, effect, reply);
+        }
         while let Some(cmd) = self.queued.pop_front() {
             self.dispatch(&conn, cmd);
         }
@@ -410,11 +573,38 @@ impl Session {
         }
     }
 
-    /// First frames on a new connection: credentials, then the watches to re-register.
+    /// A cacheable read that will never be answered.
+    fn unfilled(&self, effect: Effect) {
+        if let (Effect::CacheFill { key }, Some(cache)) = (effect, &self.shared.cache) {
+            cache.answered(key, None);
+        }
+    }
+
+    /// First frames on a new connection: the cache's watch, credentials, then the
+    /// watches to re-register.
     fn restore(&mut self, conn: &Conn) {
+        if self.shared.cache.is_some() {
+            let op = wire::request::Op::AddWatch(wire::AddWatchRequest {
+                path: "/".into(),
+                mode: wire::AddWatchMode::PersistentRecursive as i32,
+            });
+            let xid = self.inflight.next_xid();
+            self.send(conn, xid, op, 0, Pending::Internal("cache watch"));
+        }
         for (scheme, auth) in self.auths.clone() {
             let op = wire::request::Op::Auth(wire::AuthRequest { scheme, auth });
             self.send(conn, AUTH_XID, op, 0, Pending::Internal("auth"));
+        }
+        let mut reopen: Vec<(u64, wire::AddWatchFromRequest)> = self
+            .change_watches
+            .iter_mut()
+            .map(|(id, w)| (*id, w.request(*id)))
+            .collect();
+        reopen.sort_by_key(|(id, _)| *id);
+        for (id, req) in reopen {
+            let xid = self.inflight.next_xid();
+            let op = wire::request::Op::AddWatchFrom(req);
+            self.send(conn, xid, op, 0, Pending::ChangeWatchRestore(id));
         }
         let paths = self.watches.paths_to_restore();
         let limit = SET_WATCHES_CHUNK.min(self.shared.opts.max_frame / 2);
@@ -438,16 +628,60 @@ impl Session {
         consistency: i32,
         pending: Pending,
     ) {
+        self.send_request(conn, xid, op, consistency, 0, pending);
+    }
+
+    /// Sends a numbered write, keeping it to re-send until it is answered.
+    #[allow(clippy::too_many_arguments)]
+    fn send_numbered(
+        &mut self,
+        conn: &Conn,
+        xid: i32,
+        op: wire::request::Op,
+        consistency: i32,
+        number: u64,
+        effect: Effect,
+        reply: Reply,
+    ) {
+        let retry = Retry {
+            number,
+            op: op.clone(),
+            consistency,
+        };
+        let pending = Pending::Call {
+            effect,
+            reply,
+            retry: Some(retry),
+        };
+        self.send_request(conn, xid, op, consistency, number, pending);
+    }
+
+    fn send_request(
+        &mut self,
+        conn: &Conn,
+        xid: i32,
+        op: wire::request::Op,
+        consistency: i32,
+        number: u64,
+        pending: Pending,
+    ) {
+        let (request_number, acked_below) = if number > 0 {
+            (number as i64, self.numbers.acked_below() as i64)
+        } else {
+            (0, 0)
+        };
         let request = wire::Request {
             xid,
             consistency,
             op: Some(op),
+            request_number,
+            acked_below,
         };
         // A failed send shows up as a lost connection; the entry then fails with it.
         conn.send(wire::ClientFrame {
             kind: Some(wire::client_frame::Kind::Request(request)),
         });
-        self.inflight.push(xid, pending);
+        self.inflight.push(xid, (Instant::now(), pending));
     }
 
     fn dispatch(&mut self, conn: &Conn, cmd: Command) {
@@ -458,14 +692,32 @@ impl Session {
             Command::Request {
                 op,
                 consistency,
-                effect,
+                mut effect,
                 reply,
             } => {
                 if reply.is_closed() {
                     return; // the caller gave up before it was sent
                 }
+                if let Effect::ChangeWatch { id, watch } = &mut effect {
+                    if let Some(w) = watch.take() {
+                        self.change_watches.insert(*id, *w);
+                    }
+                }
+                if let (Effect::CacheFill { key }, Some(cache)) = (&effect, &self.shared.cache) {
+                    cache.sent(key);
+                }
                 let xid = self.inflight.next_xid();
-                self.send(conn, xid, op, consistency, Pending::Call { effect, reply });
+                if self.shared.opts.exactly_once && is_write(&op) {
+                    let number = self.numbers.take();
+                    self.send_numbered(conn, xid, op, consistency, number, effect, reply);
+                } else {
+                    let pending = Pending::Call {
+                        effect,
+                        reply,
+                        retry: None,
+                    };
+                    self.send(conn, xid, op, consistency, pending);
+                }
             }
             Command::Close { reply } => {
                 self.close_waiters.push(reply);
@@ -497,7 +749,10 @@ impl Session {
                     self.shared.observe_zxid(resp.zxid);
                 }
                 let pending = match self.inflight.complete(resp.xid) {
-                    Ok(p) => p,
+                    Ok((sent, p)) => {
+                        self.shared.heard(sent);
+                        p
+                    }
                     Err(u) => {
                         return Some(Outcome::Lost(format!(
                             "answer for xid {} while xid {:?} was expected",
@@ -506,11 +761,25 @@ impl Session {
                     }
                 };
                 match pending {
-                    Pending::Call { effect, reply } => {
+                    Pending::Call {
+                        effect,
+                        reply,
+                        retry,
+                    } => {
+                        if let Some(r) = retry {
+                            self.numbers.answered(r.number);
+                        }
                         self.apply(effect, &resp, &reply);
                         let _ = reply.send(Ok(resp));
                     }
                     Pending::Ping => {}
+                    Pending::ChangeWatchRestore(id) => {
+                        if resp.error != 0 {
+                            if let Some(w) = self.change_watches.remove(&id) {
+                                w.fail(Error::from_code(resp.error));
+                            }
+                        }
+                    }
                     Pending::Internal(what) => {
                         if resp.error != 0 {
                             tracing::warn!(
@@ -534,6 +803,21 @@ impl Session {
                 };
                 if ev.state == KeeperState::Expired as i32 {
                     return Some(Outcome::Ended(End::Expired));
+                }
+                if let Some(cache) = &self.shared.cache {
+                    // Before the next frame: see `cache.rs`.
+                    cache.invalidate(event_type, &ev.path);
+                }
+                if ev.watch_id > 0 {
+                    let id = ev.watch_id;
+                    if let Some(w) = self.change_watches.get_mut(&id) {
+                        if !w.deliver(ev) {
+                            // The consumer dropped the stream; the member keeps sending
+                            // until the connection ends, and the events are dropped here.
+                            self.change_watches.remove(&id);
+                        }
+                    }
+                    return None;
                 }
                 let state = keeper_state(ev.state);
                 self.watches.deliver(&WatchedEvent {
@@ -569,6 +853,26 @@ impl Session {
                     self.auths.push((scheme, auth));
                 }
             }
+            Effect::ChangeWatch { id, .. } => {
+                if resp.error != 0 {
+                    self.change_watches.remove(&id);
+                }
+            }
+            Effect::CacheFill { key } => {
+                if let Some(cache) = &self.shared.cache {
+                    use wire::response::Result as R;
+                    let entry = match (&key.0, &resp.result) {
+                        (cache::Kind::Data, Some(R::GetData(d))) if resp.error == 0 => {
+                            d.stat.map(|s| cache::Entry::Data(d.data.clone(), s.into()))
+                        }
+                        (cache::Kind::Children, Some(R::GetChildren(c))) if resp.error == 0 => {
+                            Some(cache::Entry::Children(c.children.clone()))
+                        }
+                        _ => None,
+                    };
+                    cache.answered(key, entry);
+                }
+            }
         }
     }
 
@@ -585,14 +889,20 @@ impl Session {
         self.shared.disconnected();
         self.shared.set_state(state);
         self.commands.close();
-        for p in self.inflight.drain() {
+        for (_, p) in self.inflight.drain() {
             if let Pending::Call { reply, .. } = p {
                 let _ = reply.send(Err(error.clone()));
             }
         }
+        if let Some(cache) = &self.shared.cache {
+            cache.clear();
+        }
         let mut late = Vec::new();
         while let Ok(cmd) = self.commands.try_recv() {
             late.push(cmd);
+        }
+        for (_, _, reply) in self.retries.drain(..) {
+            let _ = reply.send(Err(error.clone()));
         }
         for cmd in self.queued.drain(..).chain(late) {
             match cmd {
@@ -605,6 +915,11 @@ impl Session {
             }
         }
         self.watches.finish(keeper);
+        for (_, w) in self.change_watches.drain() {
+            if matches!(end, End::Expired) {
+                w.fail(Error::SessionExpired);
+            }
+        }
         for w in self.close_waiters.drain(..) {
             let _ = w.send(());
         }
@@ -773,6 +1088,28 @@ mod tests {
             1000,
         );
         assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn request_numbers_and_the_low_water_mark() {
+        let mut n = Numbers::new();
+        assert_eq!(n.acked_below(), 1);
+        let (a, b, c) = (n.take(), n.take(), n.take());
+        assert_eq!((a, b, c), (1, 2, 3));
+        assert_eq!(n.acked_below(), 1);
+        n.answered(2);
+        assert_eq!(n.acked_below(), 1);
+        n.answered(1);
+        assert_eq!(n.acked_below(), 3);
+        n.answered(3);
+        assert_eq!(n.acked_below(), 4);
+        n.resume_above(10);
+        assert_eq!(n.take(), 11);
+        n.resume_above(2);
+        assert_eq!(n.take(), 12);
+        assert!(is_write(&wire::request::Op::Delete(Default::default())));
+        assert!(!is_write(&wire::request::Op::GetData(Default::default())));
+        assert!(!is_write(&wire::request::Op::CloseSession(wire::Empty {})));
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Fake {
             read_only: false,
             zxid,
             message: String::new(),
+            last_request_number: 0,
         }))
         .await;
         (peer, req)
@@ -121,6 +122,7 @@ impl Peer {
             state: KeeperState::SyncConnected as i32,
             path: path.into(),
             zxid,
+            ..Default::default()
         }))
         .await;
     }
@@ -435,15 +437,23 @@ async fn reconnect_resumes_session_and_restores_watches_before_queued_calls() {
     let mut states = Box::pin(c.state_stream());
     assert_eq!(states.next().await, Some(SessionState::Connected));
 
-    // One call in flight when the connection drops.
+    // A read and a write in flight when the connection drops: the read fails, the
+    // write is kept and re-sent with the same request number.
+    let read = tokio::spawn({
+        let c = c.clone();
+        async move { c.get_data("/r").await }
+    });
+    let req = peer.recv().await;
+    assert_eq!(path_of(&req), "/r");
     let in_flight = tokio::spawn({
         let c = c.clone();
         async move { c.set_data("/d", "y", None).await }
     });
     let req = peer.recv().await;
     assert!(matches!(req.op, Some(Q::SetData(_))));
+    assert_eq!((req.request_number, req.acked_below), (1, 1));
     drop(peer);
-    assert_eq!(in_flight.await.unwrap(), Err(Error::ConnectionLoss));
+    assert_eq!(read.await.unwrap(), Err(Error::ConnectionLoss));
     assert_eq!(states.next().await, Some(SessionState::Disconnected));
     assert_eq!(c.connected_server(), None);
 
@@ -471,6 +481,13 @@ async fn reconnect_resumes_session_and_restores_watches_before_queued_calls() {
     peer.event(EventType::NodeDataChanged, "/d", 23).await;
     peer.reply(first.xid, 23, 0, Some(R::Empty(wire::Empty {})))
         .await;
+    // The unanswered write comes next, with its number, before the queued call.
+    let retried = peer.recv().await;
+    assert!(matches!(retried.op, Some(Q::SetData(_))));
+    assert_eq!((retried.request_number, retried.acked_below), (1, 1));
+    peer.reply(retried.xid, 23, 0, Some(R::Stat(stat(2, 23))))
+        .await;
+    assert_eq!(in_flight.await.unwrap().unwrap().version, 2);
     let q = peer.recv().await;
     assert_eq!(path_of(&q), "/q");
     peer.reply(q.xid, 23, 0, data(b"q", 1)).await;
@@ -835,6 +852,7 @@ async fn an_expired_state_event_ends_the_session() {
         state: KeeperState::Expired as i32,
         path: String::new(),
         zxid: 0,
+        ..Default::default()
     }))
     .await;
     let ev = within_secs(watch).await;

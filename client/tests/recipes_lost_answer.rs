@@ -1,8 +1,10 @@
-//! The recipes' handling of a create whose answer is lost, against a scripted server
-//! (a real server cannot be made to apply a create and then lose its answer on
-//! demand). The script drops the connection instead of answering the create; the
+//! The recipes' handling of a write whose answer is lost (a create, the queue's take
+//! multi), against a scripted server (a real server cannot be made to apply a write
+//! and then lose its answer on demand, nor to lag behind it). The script drops the connection instead of answering the create; the
 //! client reconnects to the same session, and the recipe must look its node up by its
-//! guid before creating anything again.
+//! guid before creating anything again. The client's exactly-once retry is turned
+//! off here: these scripts test the recipes' own fallback, which a zabkeeper client
+//! still needs when a retried write runs out of its request timeout.
 
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ impl Fake {
             read_only: false,
             zxid: 1,
             message: String::new(),
+            last_request_number: 0,
         }))
         .await;
         peer
@@ -129,6 +132,7 @@ fn opts() -> ConnectOptions {
         session_timeout: Duration::from_secs(3),
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
+        exactly_once: false,
         ..Default::default()
     }
 }
@@ -228,6 +232,80 @@ async fn queue_put_is_not_duplicated_by_a_lost_answer() {
     };
     let client = async {
         Queue::new(&zk, "/q").put("job").await.unwrap();
+    };
+    let (_, _peer) = tokio::join!(client, server);
+}
+
+/// The take's multi (delete the item, create the receipt) is applied but its answer
+/// is lost; the member the client reconnects to has not applied it yet. Reading the
+/// receipt there would say "no receipt" (the item is still listed too), the client
+/// would try the multi again, fail on the missing item, and the taken item would be
+/// lost (the bug fixed in a219213). The take must sync first, then find its receipt,
+/// and deliver the item once.
+#[tokio::test]
+async fn queue_take_syncs_before_reading_its_receipt_after_a_lost_answer() {
+    let fake = Fake::new().await;
+    let (zk, mut peer) = tokio::join!(Client::connect(&fake.addr, opts()), fake.accept());
+    let zk = zk.unwrap();
+    let item = "p500-0abc-0000000001".to_string();
+    let server = {
+        let item = item.clone();
+        async move {
+            peer.children("/q/items", std::slice::from_ref(&item)).await;
+            let r = peer.recv().await;
+            match &r.op {
+                Some(Q::GetData(g)) => assert_eq!(g.path, format!("/q/items/{item}")),
+                other => panic!("expected the item's read, got {other:?}"),
+            }
+            let data = wire::GetDataResponse {
+                data: bytes::Bytes::from_static(b"job"),
+                stat: Some(wire::Stat::default()),
+            };
+            peer.reply(r.xid, Some(R::GetData(data))).await;
+            let r = peer.recv().await;
+            match &r.op {
+                Some(Q::Multi(m)) => assert_eq!(m.ops.len(), 2, "delete + receipt"),
+                other => panic!("expected the take's multi, got {other:?}"),
+            }
+            drop(peer); // applied by the ensemble; the answer is lost
+            let mut peer = fake.accept().await;
+            // The first request on the new member must be a sync: before it, this
+            // member would still show the item and no receipt.
+            let r = peer.recv().await;
+            match &r.op {
+                Some(Q::Sync(s)) => assert_eq!(s.path, "/q/taken"),
+                other => panic!("expected a sync before reading the receipt, got {other:?}"),
+            }
+            let synced = wire::PathRequest {
+                path: "/q/taken".into(),
+            };
+            peer.reply(r.xid, Some(R::Sync(synced))).await;
+            let r = peer.recv().await;
+            match &r.op {
+                Some(Q::Exists(e)) => assert_eq!(e.path, format!("/q/taken/{item}")),
+                other => panic!("expected the receipt's lookup, got {other:?}"),
+            }
+            let receipt = wire::Stat {
+                ephemeral_owner: 0x55,
+                ..Default::default()
+            };
+            peer.reply(r.xid, Some(R::Stat(receipt))).await;
+            let r = peer.recv().await;
+            match &r.op {
+                Some(Q::Delete(d)) => assert_eq!(d.path, format!("/q/taken/{item}")),
+                other => panic!("expected the receipt's removal, got {other:?}"),
+            }
+            peer.reply(r.xid, None).await;
+            peer
+        }
+    };
+    let client = async {
+        let got = Queue::new(&zk, "/q").take().await.unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(&b"job"[..]),
+            "the taken item is delivered"
+        );
     };
     let (_, _peer) = tokio::join!(client, server);
 }

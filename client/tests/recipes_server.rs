@@ -9,46 +9,18 @@
 //! A session is expired on demand the way ZooKeeper's own tests do it: a second
 //! client attaches to the same session (id + password) and closes it.
 
+#[path = "../../server/tests/common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::time::timeout;
 use zabkeeper_client::recipes::*;
 use zabkeeper_client::*;
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn server_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("ZABKEEPER_BIN") {
-            return PathBuf::from(bin);
-        }
-        let root = workspace_root();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "zabkeeper-server", "--bin", "zabkeeper"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the zabkeeper server failed");
-        target.join("debug/zabkeeper")
-    })
-    .clone()
-}
 
 /// Where the tests run: a standalone server of their own, or `$ZABKEEPER_ADDRS`.
 struct Ensemble {
@@ -57,6 +29,8 @@ struct Ensemble {
     _dir: Option<tempfile::TempDir>,
     /// Root node of this test.
     root: String,
+    /// The standalone server's admin HTTP address (none for `$ZABKEEPER_ADDRS`).
+    admin: Option<std::net::SocketAddr>,
 }
 
 impl Ensemble {
@@ -68,26 +42,28 @@ impl Ensemble {
                 addrs,
                 _dir: None,
                 root,
+                admin: None,
             };
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut e = Ensemble {
             child: None,
             addrs: format!("127.0.0.1:{port}"),
             _dir: Some(dir),
             root,
+            admin: Some(
+                format!("127.0.0.1:{}", common::free_port())
+                    .parse()
+                    .unwrap(),
+            ),
         };
         e.spawn(port).await;
         e
     }
 
     async fn spawn(&mut self, port: u16) {
-        let mut child = Command::new(server_binary())
+        let mut child = Command::new(common::server_binary())
             .args([
                 "--port",
                 &port.to_string(),
@@ -95,6 +71,8 @@ impl Ensemble {
                 "100",
                 "--zk-port",
                 "0",
+                "--admin-port",
+                &self.admin.map_or(0, |a| a.port()).to_string(),
                 "--data-dir",
             ])
             .arg(self._dir.as_ref().unwrap().path())
@@ -335,8 +313,10 @@ async fn lock_holder_expiry_frees_the_lock_and_tells_the_holder() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "b must wait while a holds");
 
-    let t0 = Instant::now();
+    // Ending the session may take the helper a few tries (the holder can win it back
+    // first); the handover is timed from the end of the session.
     zk.expire(&a).await;
+    let t0 = Instant::now();
     within("holder told of its loss", lost).await;
     let gb = within("waiter gets the lock", waiter).await.unwrap();
     assert!(
@@ -907,4 +887,79 @@ async fn lock_rides_through_a_server_restart_without_orphans() {
     for c in &clients {
         assert_eq!(c.state(), SessionState::Connected, "sessions survived");
     }
+}
+
+/// No herd: waiters queued on a lock each watch only the node just before their own,
+/// so a release wakes the next waiter and nobody else. Every waiter talks through a
+/// proxy that counts its requests: after each release only the new holder has sent
+/// any (its re-listing); the others stayed asleep. Standalone, the server's watch
+/// table shows one watch per waiter, each on a distinct node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_release_wakes_only_the_next_waiter() {
+    const N: usize = 6;
+    let zk = Ensemble::start("herd").await;
+    let dir = zk.path("lock");
+    let holder = zk.client().await;
+    let first = Lock::new(&holder, &dir)
+        .acquire(None)
+        .await
+        .unwrap()
+        .unwrap();
+    let target = zk.addrs.split(',').next().unwrap().parse().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut proxies = Vec::new();
+    for i in 0..N {
+        let proxy = common::CutProxy::start(target).await;
+        let c = Client::connect(&proxy.addr.to_string(), opts())
+            .await
+            .unwrap();
+        let (lock, tx) = (Lock::new(&c, &dir), tx.clone());
+        tokio::spawn(async move {
+            let g = lock.acquire(None).await.unwrap().unwrap();
+            tx.send((i, g)).unwrap();
+        });
+        // Queue in order: waiter i is the (i+2)th node.
+        eventually("the waiter queued", async || {
+            children(&holder, &dir).await.len() == i + 2
+        })
+        .await;
+        proxies.push(proxy);
+    }
+    if let Some(admin) = zk.admin {
+        let wchs = || common::admin_json(admin, "/commands/wchs");
+        eventually("every waiter watching", async || {
+            wchs()["num_total_watches"] == N
+        })
+        .await;
+        let wchs = wchs();
+        assert_eq!(wchs["num_paths"], N, "one distinct node per waiter: {wchs}");
+        assert_eq!(wchs["num_connections"], N, "one watch per waiter: {wchs}");
+    }
+
+    // A waiter's wake-up shows as a re-listing and a new watch; releases (deletes)
+    // are not counted.
+    let wakeups = |p: &common::CutProxy| (p.requests("GetChildren"), p.requests("Exists"));
+    let mut guard = first;
+    for turn in 0..N {
+        // Let the queue settle before counting.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before: Vec<_> = proxies.iter().map(wakeups).collect();
+        guard.release().await.unwrap();
+        let (who, next) = within("the next holder", rx.recv()).await.unwrap();
+        assert_eq!(who, turn, "FIFO: waiter {turn} is next");
+        // Give woken waiters, if any, time to show themselves.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (i, p) in proxies.iter().enumerate() {
+            let (lists, watches) = wakeups(p);
+            let sent = (lists - before[i].0, watches - before[i].1);
+            if i == turn {
+                assert_eq!(sent, (1, 0), "the next waiter re-lists once, and holds");
+            } else {
+                assert_eq!(sent, (0, 0), "waiter {i} woke up on release {turn}");
+            }
+        }
+        guard = next;
+    }
+    guard.release().await.unwrap();
+    assert!(children(&holder, &dir).await.is_empty());
 }

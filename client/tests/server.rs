@@ -80,6 +80,8 @@ impl Server {
                 &self.port.to_string(),
                 "--zk-port",
                 "0",
+                "--admin-port",
+                "0",
                 "--data-dir",
             ])
             .arg(self.dir.path())
@@ -553,6 +555,7 @@ async fn resumed_session_keeps_its_ephemerals() {
         xid: 1,
         consistency: 0,
         op: Some(create),
+        ..Default::default()
     };
     io.send(wire::ClientFrame {
         kind: Some(client_frame::Kind::Request(req)),

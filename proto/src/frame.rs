@@ -82,6 +82,7 @@ mod tests {
                 xid,
                 consistency: 0,
                 op: Some(wire::request::Op::Ping(wire::Empty {})),
+                ..Default::default()
             })),
         }
     }

@@ -54,6 +54,9 @@ pub enum ErrorCode {
     /// zabkeeper: this member has no established leader right now (election in progress).
     #[error("No leader")]
     NoLeader = -16,
+    /// zabkeeper: a watch was opened from a zxid older than the member's change history.
+    #[error("Watch history no longer reaches back to the requested zxid")]
+    WatchHistoryGone = -30,
     #[error("API error")]
     ApiError = -100,
     #[error("Node does not exist")]
@@ -119,6 +122,7 @@ impl ErrorCode {
             -14 => ReconfigInProgress,
             -15 => NotCaughtUp,
             -16 => NoLeader,
+            -30 => WatchHistoryGone,
             -100 => ApiError,
             -101 => NoNode,
             -102 => NoAuth,

@@ -252,6 +252,18 @@ impl<W: Copy + Eq + Hash + Ord> WatchManager<W> {
         self.by_path.len()
     }
 
+    /// Number of distinct paths this watcher watches (what a per-session limit counts).
+    pub fn paths_of(&self, watcher: W) -> usize {
+        self.by_watcher.get(&watcher).map_or(0, |p| p.len())
+    }
+
+    /// Whether this watcher watches `path` with any kind.
+    pub fn watches_path(&self, path: &str, watcher: W) -> bool {
+        self.by_watcher
+            .get(&watcher)
+            .is_some_and(|p| p.contains(path))
+    }
+
     /// Number of watchers with at least one watch.
     pub fn watcher_count(&self) -> usize {
         self.by_watcher.len()
@@ -330,6 +342,22 @@ mod tests {
                 assert!(m.by_path[p].contains_key(w));
             }
         }
+    }
+
+    #[test]
+    fn paths_of_counts_distinct_paths_and_follows_triggers() {
+        let mut m = WatchManager::new();
+        m.add("/a", 1u32, Data);
+        m.add("/a", 1, Child);
+        m.add("/b", 1, Persistent);
+        m.add("/a", 2, Data);
+        assert_eq!(m.paths_of(1), 2);
+        assert!(m.watches_path("/b", 1) && !m.watches_path("/b", 2));
+        fired(&mut m, "/a", NodeDeleted); // one-shot watches on /a go
+        assert_eq!(m.paths_of(1), 1);
+        assert_eq!(m.paths_of(2), 0);
+        m.remove_watcher(1);
+        assert_eq!(m.paths_of(1), 0);
     }
 
     #[test]

@@ -14,8 +14,11 @@
 //! * **Timeout and cancellation**: `acquire(Some(t))` gives up after `t` and removes its
 //!   node; dropping the `acquire` future does the same (the clean-up is queued on the same session).
 //! * **Lost answers**: see the [module doc](super).
-//! * **Session loss**: [`LockGuard::lost`] resolves when the session is gone or must be
-//!   presumed gone; from then on the holder must stop using the resource.
+//! * **Session loss**: [`LockGuard::ownership`] says `Suspended` as soon as the
+//!   connection is noticed down and `Lost` when the session is gone or may have been
+//!   expired, which is before the ensemble can hand the lock to the next waiter;
+//!   [`LockGuard::lost`] resolves then. From `Lost` on the holder must stop using
+//!   the resource (from `Suspended` on, to be safe).
 //!
 //! ```no_run
 //! # use zabkeeper_client::{Client, ConnectOptions, Error, recipes::Lock};
@@ -226,6 +229,13 @@ impl LockGuard {
     /// Resolves when the session is or must be presumed lost: the lock is no longer held.
     pub fn lost(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         super::session_lost(&self.lock.inner.zk)
+    }
+
+    /// `Held` now, `Suspended` while the connection is down (stop using the resource
+    /// until `Held` again), `Lost` once the session is or may be expired (final; the
+    /// next waiter may hold the lock from then on). See [`super::ownership`].
+    pub fn ownership(&self) -> impl futures::Stream<Item = super::Ownership> + Send + 'static {
+        super::ownership(&self.lock.inner.zk)
     }
 
     /// Releases this guard; the node is deleted when the last guard of the hold goes.

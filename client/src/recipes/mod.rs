@@ -15,10 +15,15 @@
 //!   have created: the clean-up is queued on the same session after the create, so it
 //!   sees it (the server answers a session's calls in order).
 //! * **Session loss is ownership loss.** Ephemeral nodes go with the session, so a
-//!   holder must stop acting as one as soon as the session may be gone:
-//!   [`session_lost`] resolves on `Expired`/`Closed`, or after the connection has been
-//!   down for a whole session timeout (by then the ensemble has expired the session,
-//!   even if this client cannot hear it yet).
+//!   holder must stop acting as one as soon as the session may be gone. [`ownership`]
+//!   tells it as Curator's `ConnectionState` does: [`Ownership::Suspended`] when the
+//!   connection drops (the session may live on: wait, do not act), back to
+//!   [`Ownership::Held`] if it is reattached in time, [`Ownership::Lost`] (final) on
+//!   `Expired`/`Closed` or once the ensemble may have expired the session: nine tenths
+//!   of a session timeout after the ensemble was last known to hear it (the send time of the
+//!   newest answered request), not after the loss was noticed, so the holder hears
+//!   `Lost` before the ensemble can give its node's place to anyone else.
+//!   [`session_lost`] is the `Lost` alone.
 //!
 //! Timeouts are `Option<Duration>` (`None` waits for ever) and a timed-out wait returns
 //! `Ok(None)`/`Ok(false)` rather than an error; every other failure is the client's
@@ -45,7 +50,7 @@ pub use semaphore::{Permit, Semaphore};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use crate::{Client, CreateMode, CreateOptions, Error, OneshotWatch, SessionState, Stat};
@@ -276,29 +281,70 @@ pub(crate) fn spawn_delete(zk: &Client, path: &str) {
     }
 }
 
-/// Resolves when the session is, or must be presumed, gone: `Expired` or `Closed`, or
-/// no connection for a whole session timeout. Ephemeral nodes (locks, leadership,
-/// registrations) must be presumed lost from then on.
+/// What the holder of an ephemeral node (a lock, a permit, a leadership) can know
+/// about it; see [the module doc](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Connected: the node, and what it stands for, is ours.
+    Held,
+    /// The connection is down and the session may or may not live: act as if not
+    /// holding until `Held` comes back.
+    Suspended,
+    /// The session is gone or must be presumed gone: someone else may hold it now.
+    /// Final.
+    Lost,
+}
+
+/// The session's [`Ownership`] now, then each change; ends after `Lost`.
+///
+/// `Lost` comes on `Expired` or `Closed`, or while disconnected at the moment the
+/// ensemble may expire the session (see `session.rs` on the lease): nine tenths of a
+/// session timeout after the send time of the newest request it answered, which is
+/// earlier than the ensemble's own deadline (a tenth kept for clock-rate differences
+/// and late wake-ups). Holding this stream does not keep the session
+/// open.
+pub fn ownership(zk: &Client) -> impl Stream<Item = Ownership> + Send + 'static {
+    let shared = zk.shared();
+    let states = shared.state.subscribe();
+    futures::stream::unfold(Some((shared, states, None::<Ownership>)), |st| async move {
+        let (shared, mut states, last) = st?;
+        loop {
+            let state = *states.borrow_and_update();
+            let now = match state {
+                SessionState::Connected => Ownership::Held,
+                SessionState::Expired | SessionState::Closed => Ownership::Lost,
+                SessionState::Disconnected | SessionState::Connecting => {
+                    if Instant::now() >= shared.may_expire_at() {
+                        Ownership::Lost
+                    } else {
+                        Ownership::Suspended
+                    }
+                }
+            };
+            if last != Some(now) {
+                let next = (now != Ownership::Lost).then_some((shared, states, Some(now)));
+                return Some((now, next));
+            }
+            if now == Ownership::Suspended {
+                // Wake at the deadline if nothing changes first.
+                let deadline = shared.may_expire_at();
+                let _ = tokio::time::timeout_at(deadline, states.changed()).await;
+            } else if states.changed().await.is_err() {
+                return Some((Ownership::Lost, None));
+            }
+        }
+    })
+}
+
+/// Resolves when the session is, or must be presumed, gone: [`Ownership::Lost`].
+/// Ephemeral nodes (locks, leadership, registrations) must be presumed lost from then.
 pub fn session_lost(zk: &Client) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let states = zk.state_stream();
-    let timeout = zk.session_timeout();
+    let states = ownership(zk);
     async move {
         let mut states = std::pin::pin!(states);
-        let mut down_since: Option<Instant> = None;
-        loop {
-            let next = match down_since {
-                Some(t) => match tokio::time::timeout_at(t + timeout, states.next()).await {
-                    Ok(n) => n,
-                    Err(_) => return,
-                },
-                None => states.next().await,
-            };
-            match next {
-                None | Some(SessionState::Expired | SessionState::Closed) => return,
-                Some(SessionState::Connected) => down_since = None,
-                Some(SessionState::Disconnected | SessionState::Connecting) => {
-                    down_since.get_or_insert_with(Instant::now);
-                }
+        while let Some(o) = states.next().await {
+            if o == Ownership::Lost {
+                return;
             }
         }
     }

@@ -209,7 +209,12 @@ impl Queue {
                 Ok(_) => break,
                 Err(Error::Multi { .. }) => return Ok(Attempt::Gone),
                 Err(e) if is_uncertain(&e) => {
-                    // Did our multi apply? The receipt tells.
+                    // Did our multi apply? The receipt tells, read after a sync: the
+                    // member we reconnected to may not have applied our multi yet,
+                    // and "no receipt, no item" read there would wrongly say another
+                    // consumer won (the item would be lost; seen in the power-loss
+                    // fault test).
+                    super::retry(|| self.zk.sync(&self.taken)).await?;
                     match self.zk.exists(&receipt).await {
                         Ok(Some(s)) if s.ephemeral_owner == self.zk.session_id() => break,
                         Ok(Some(_)) => return Ok(Attempt::Gone),

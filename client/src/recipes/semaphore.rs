@@ -113,6 +113,11 @@ impl Permit {
         super::session_lost(&self.zk)
     }
 
+    /// Held, Suspended while disconnected, Lost (final): see [`super::ownership`].
+    pub fn ownership(&self) -> impl futures::Stream<Item = super::Ownership> + Send + 'static {
+        super::ownership(&self.zk)
+    }
+
     pub async fn release(mut self) -> Result<(), Error> {
         self.released = true;
         super::delete_quietly(&self.zk, &self.path).await
