@@ -2,6 +2,10 @@
 //! first acknowledged write, by a client that retries at once against the other
 //! members. Prints each run and the median.
 //!
+//! `FAILOVER_FAULT=stop` freezes the leader (SIGSTOP) instead: its connections stay
+//! open, so the others notice only by the election timeout. The frozen member is
+//! killed after the write (it would otherwise wake as a stale leader mid-run).
+//!
 //! ```sh
 //! cargo build --release --bin zabkeeper
 //! cargo run --release -p zabkeeper-server --example failover -- [RUNS] [BINARY]
@@ -47,6 +51,7 @@ async fn create(io: &mut Io, path: &str) -> bool {
         xid: 1,
         consistency: 0,
         op: Some(op),
+        ..Default::default()
     };
     if io
         .send(wire::ClientFrame {
@@ -89,7 +94,8 @@ async fn role(addr: SocketAddr) -> Option<String> {
 
 fn spawn(bin: &str, id: usize, spec: &str, dir: &std::path::Path) -> Child {
     Command::new(bin)
-        .args(["--id", &id.to_string(), "--members", spec, "--data-dir"])
+        .args(["--id", &id.to_string(), "--members", spec])
+        .args(["--zk-port", "0", "--admin-port", "0", "--data-dir"])
         .arg(dir.join(id.to_string()))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -106,6 +112,7 @@ async fn main() {
         .get(2)
         .cloned()
         .unwrap_or_else(|| "target/release/zabkeeper".into());
+    let freeze = std::env::var("FAILOVER_FAULT").is_ok_and(|f| f == "stop");
     let dir = tempfile::tempdir().unwrap();
     let spec = "1=127.0.0.1:23881:23281,2=127.0.0.1:23882:23282,3=127.0.0.1:23883:23283";
     let addrs: Vec<SocketAddr> = (1..=3)
@@ -133,8 +140,12 @@ async fn main() {
         assert!(create(&mut io, &format!("/before-{run}")).await);
         let mut child = children[leader].take().unwrap();
         let killed = Instant::now();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        if freeze {
+            // SAFETY: a plain signal to our own child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+        } else {
+            child.kill().unwrap();
+        }
         let mut next = (leader + 1) % 3;
         let took = loop {
             if let Some(mut io) = connect(addrs[next]).await {
@@ -148,9 +159,14 @@ async fn main() {
                 (next + 1) % 3
             };
         };
+        if freeze {
+            child.kill().unwrap();
+        }
+        child.wait().unwrap();
         println!(
-            "run {run}: leader {} killed, first acknowledged write after {} ms",
+            "run {run}: leader {} {}, first acknowledged write after {} ms",
             leader + 1,
+            if freeze { "frozen" } else { "killed" },
             took.as_millis()
         );
         times.push(took);

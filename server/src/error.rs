@@ -19,6 +19,9 @@ pub enum Error {
     Task(String),
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A data tool (`zabkeeper verify`, `export`, ...) could not do its job.
+    #[error("{0}")]
+    Tool(String),
     #[error("server is shutting down")]
     Shutdown,
 }

@@ -19,6 +19,7 @@
 //!
 //! In an ensemble, step 2 becomes a ZAB proposal and step 3 happens on COMMIT.
 
+use crate::auth::AuthId;
 use crate::core::Core;
 use crate::prep::{self, Pending};
 use crate::reply::{Completion, Outcome};
@@ -43,6 +44,10 @@ pub enum PipelineMsg {
         path: String,
         completion: Completion,
     },
+    /// A linearizable read asks to be confirmed (ensemble only).
+    ReadIndex {
+        completion: Completion,
+    },
 }
 
 /// A write on its way into the pipeline.
@@ -51,8 +56,30 @@ pub struct WriteRequest {
     pub session_id: i64,
     pub cxid: i32,
     pub op: WriteOp,
+    /// The client's request number for an exactly-once write (0: none) and its
+    /// acknowledged low-water mark (see `tree::results`).
+    pub request_number: u64,
+    pub acked_below: u64,
+    /// The identities of the client's connection, for the ACL checks; None for
+    /// writes the server issues itself (expiry, container removal), which have none.
+    pub auth: Option<Arc<[AuthId]>>,
     /// None for writes the server issues itself (expiry, container removal).
     pub completion: Option<Completion>,
+}
+
+impl WriteRequest {
+    /// A write the server issues itself, answered to nobody.
+    pub fn internal(session_id: i64, op: WriteOp) -> WriteRequest {
+        WriteRequest {
+            session_id,
+            cxid: 0,
+            op,
+            request_number: 0,
+            acked_below: 0,
+            auth: None,
+            completion: None,
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -61,8 +88,9 @@ pub struct Pipeline {
     log: GroupCommit,
     /// Shared with the blocking task that writes snapshot files.
     snapshots: Arc<Mutex<Box<dyn SnapshotStore>>>,
-    /// Txns logged but not yet durable, in zxid order, with who waits for them.
-    in_flight: VecDeque<(Txn, Option<Completion>)>,
+    /// Txns logged but not yet durable, in zxid order, with who waits for them
+    /// (more than one when a numbered write was retried while in flight).
+    in_flight: VecDeque<(Txn, Vec<Completion>)>,
     /// Refused writes, answered once every txn logged before them is applied
     /// (their refusal may rest on those txns: a client told NodeExists must be able
     /// to read the node next). Each waits for its zxid.
@@ -70,6 +98,7 @@ pub struct Pipeline {
     epoch: u32,
     counter: u32,
     since_snapshot: u64,
+    commit_clock: crate::metrics::CommitClock,
 }
 
 impl Pipeline {
@@ -90,6 +119,7 @@ impl Pipeline {
             epoch,
             counter: 0,
             since_snapshot,
+            commit_clock: Default::default(),
         }
     }
 
@@ -128,7 +158,10 @@ impl Pipeline {
                 _ = expiry.tick() => self.expire_sessions(),
                 _ = containers.tick() => self.remove_containers(),
             }
-            if self.since_snapshot >= self.core.config().snap_count && self.in_flight.is_empty() {
+            if self.in_flight.is_empty()
+                && (self.since_snapshot >= self.core.config().snap_count
+                    || self.core.take_snapshot_request())
+            {
                 self.snapshot().await;
             }
         }
@@ -141,8 +174,8 @@ impl Pipeline {
                 Err(_) => {}
             }
         }
-        for (_, completion) in self.in_flight.drain(..) {
-            if let Some(c) = completion {
+        for (_, completions) in self.in_flight.drain(..) {
+            for c in completions {
                 c.complete(Outcome::Err(ErrorCode::ConnectionLoss));
             }
         }
@@ -156,7 +189,8 @@ impl Pipeline {
                     completion: Some(c),
                     ..
                 })
-                | PipelineMsg::Sync { completion: c, .. } => {
+                | PipelineMsg::Sync { completion: c, .. }
+                | PipelineMsg::ReadIndex { completion: c } => {
                     c.complete(Outcome::Err(ErrorCode::ConnectionLoss))
                 }
                 PipelineMsg::Write(_) => {}
@@ -172,6 +206,10 @@ impl Pipeline {
             PipelineMsg::Sync { path, completion } => {
                 completion.complete(Outcome::Ok(crate::reply::Reply::Synced(path)))
             }
+            // Likewise a linearizable read (the core answers these itself).
+            PipelineMsg::ReadIndex { completion } => {
+                completion.complete(Outcome::Ok(crate::reply::Reply::Empty))
+            }
         }
     }
 
@@ -179,7 +217,30 @@ impl Pipeline {
         ((self.epoch as i64) << 32) | (self.counter as i64 + 1)
     }
 
-    fn prepare(&mut self, w: WriteRequest) {
+    fn prepare(&mut self, mut w: WriteRequest) {
+        if w.request_number > 0 {
+            // A retried exactly-once write: answer from its recorded result, or wait
+            // for it if it is still in flight.
+            let recorded = crate::apply::answer_of_numbered(
+                self.core
+                    .tree
+                    .read()
+                    .numbered(w.session_id, w.request_number),
+            );
+            if let Some(outcome) = recorded {
+                if let Some(c) = w.completion {
+                    c.complete(outcome);
+                }
+                return;
+            }
+            let twin = self.in_flight.iter_mut().find(|(t, _)| {
+                t.session_id == w.session_id && t.request_number == w.request_number
+            });
+            if let Some((_, waiting)) = twin {
+                waiting.extend(w.completion.take());
+                return;
+            }
+        }
         if self.counter == u32::MAX {
             // ZooKeeper starts a new epoch here (by an election); a standalone server
             // needs a restart, which bumps the epoch.
@@ -195,7 +256,7 @@ impl Pipeline {
         let zxid = self.next_zxid();
         let prepared = {
             let tree = self.core.tree.read();
-            prep::prepare(
+            prep::prepare_with_auth(
                 &tree,
                 &mut self.pending,
                 w.session_id,
@@ -203,10 +264,24 @@ impl Pipeline {
                 zxid,
                 crate::now_ms(),
                 &w.op,
+                w.auth.as_deref(),
             )
         };
+        let prepared = match prepared {
+            // A numbered write's refusal is logged, so a retry gets the same answer.
+            Err(e) if w.request_number > 0 => Ok(prep::refusal_txn(
+                w.session_id,
+                w.cxid,
+                zxid,
+                crate::now_ms(),
+                &e,
+            )),
+            other => other,
+        };
         match prepared {
-            Ok(txn) => {
+            Ok(mut txn) => {
+                txn.request_number = w.request_number;
+                txn.acked_below = w.acked_below;
                 self.counter += 1;
                 let payload = txn.encode();
                 if let Err(e) = self.log.append(vec![(zxid as u64, payload.into())]) {
@@ -217,7 +292,9 @@ impl Pipeline {
                     }
                     return;
                 }
-                self.in_flight.push_back((txn, w.completion));
+                self.in_flight
+                    .push_back((txn, w.completion.into_iter().collect()));
+                self.commit_clock.proposed(zxid, &self.core.metrics);
             }
             Err(e) => {
                 if let Some(c) = w.completion {
@@ -242,6 +319,7 @@ impl Pipeline {
         }
         self.since_snapshot += batch.len() as u64;
         let last = batch.last().map(|(t, _)| t.zxid).unwrap_or(zxid);
+        self.commit_clock.committed(last, &self.core.metrics);
         crate::apply::apply_batch(&self.core, batch);
         self.pending.applied(last);
         while self
@@ -257,24 +335,18 @@ impl Pipeline {
     fn expire_sessions(&mut self) {
         for session_id in self.core.leases.expired(Instant::now()) {
             info!(session = format_args!("{session_id:#x}"), "session expired");
-            self.prepare(WriteRequest {
-                session_id,
-                cxid: 0,
-                op: WriteOp::CloseSession,
-                completion: None,
-            });
+            self.core
+                .metrics
+                .session_expirations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.prepare(WriteRequest::internal(session_id, WriteOp::CloseSession));
         }
     }
 
     fn remove_containers(&mut self) {
         let paths = self.core.tree.read().containers_to_delete(crate::now_ms());
         for path in paths {
-            self.prepare(WriteRequest {
-                session_id: 0,
-                cxid: 0,
-                op: WriteOp::DeleteContainer { path },
-                completion: None,
-            });
+            self.prepare(WriteRequest::internal(0, WriteOp::DeleteContainer { path }));
         }
     }
 
@@ -305,6 +377,9 @@ impl Pipeline {
             Ok((saved, purged, oldest)) => {
                 match saved {
                     Ok(()) => {
+                        self.core
+                            .metrics
+                            .snapshot_taken(zxid, size, started.elapsed());
                         info!(
                             zxid = format_args!("{zxid:#x}"),
                             bytes = size,
@@ -318,8 +393,12 @@ impl Pipeline {
                         }
                         if let Some(oldest) = oldest {
                             // Log records up to the oldest kept snapshot are covered by it.
-                            if let Err(e) = self.log.purge_before(oldest + 1) {
-                                warn!(error = %e, "log purge failed");
+                            match self.log.purge_before(oldest + 1) {
+                                Ok(()) => info!(
+                                    before = format_args!("{:#x}", oldest + 1),
+                                    "purged log segments the kept snapshots cover"
+                                ),
+                                Err(e) => warn!(error = %e, "log purge failed"),
                             }
                         }
                     }

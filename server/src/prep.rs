@@ -26,6 +26,9 @@
 //!   failing op, RuntimeInconsistency (-2) for the ops after (verified in
 //!   `PrepRequestProcessor` and `DataTree.processTxn` of 3.8).
 //!
+//! Quotas: a create or setData that would take a subtree past a hard quota limit is
+//! QuotaExceeded (after the ACL checks, as ZooKeeper; see `tree::quota`).
+//!
 //! ACL permissions are checked by [`prepare_with_auth`] (given the session's
 //! authenticated ids): CREATE/DELETE on the parent after it is found, WRITE,
 //! ADMIN or READ on the node after it is found; [`prepare`] checks none.
@@ -42,7 +45,7 @@
 //! ContainerManager); TTL nodes are always enabled (ZooKeeper needs
 //! `zookeeper.extendedTypesEnabled`).
 
-mod acl;
+pub(crate) mod acl;
 mod pending;
 
 #[cfg(test)]
@@ -60,6 +63,7 @@ pub use self::pending::Pending;
 pub(crate) use self::pending::SessionState;
 use self::pending::{NodeState, View};
 use crate::request::{Acl, WriteOp};
+use crate::tree::quota::StatsTrack;
 use crate::tree::{DataTree, EphemeralKind, Stat, SPECIAL_PATHS};
 use crate::txn::{Txn, TxnBody};
 
@@ -132,8 +136,31 @@ pub fn prepare_with_auth(
         cxid,
         zxid,
         time_ms,
+        request_number: 0,
+        acked_below: 0,
         body,
     })
+}
+
+/// The txn that records the refusal of an exactly-once write, so a retry of it gets
+/// the same answer (see `tree::results`). It changes nothing else and leaves no
+/// overlay change.
+pub fn refusal_txn(session_id: i64, cxid: i32, zxid: i64, time_ms: i64, e: &PrepError) -> Txn {
+    let body = match e {
+        PrepError::Op(code) => TxnBody::Error { code: code.code() },
+        PrepError::Multi { results, .. } => TxnBody::MultiError {
+            results: results.clone(),
+        },
+    };
+    Txn {
+        session_id,
+        cxid,
+        zxid,
+        time_ms,
+        request_number: 0,
+        acked_below: 0,
+        body,
+    }
 }
 
 struct Prep<'a> {
@@ -151,6 +178,43 @@ impl Prep<'_> {
             Some(auth) if !acl::permits(&self.view.acl(path), perm, auth) => Err(ErrorCode::NoAuth),
             _ => Ok(()),
         }
+    }
+
+    /// ZooKeeper's `checkQuota`: QuotaExceeded when the change would take the subtree
+    /// of the deepest quota above `path` past a hard limit, measured against the applied
+    /// usage (not the writes in flight, as in ZooKeeper). A soft limit is only logged.
+    fn check_quota(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
+        let Some((root, limits, stats)) = self.view.tree.quota_of(path) else {
+            return Ok(());
+        };
+        for (diff, soft, hard, used) in [
+            (
+                count_diff,
+                StatsTrack::COUNT,
+                StatsTrack::COUNT_HARD,
+                StatsTrack::COUNT,
+            ),
+            (
+                bytes_diff,
+                StatsTrack::BYTES,
+                StatsTrack::BYTES_HARD,
+                StatsTrack::BYTES,
+            ),
+        ] {
+            let (soft, hard) = (limits.get(soft), limits.get(hard));
+            if diff == 0 || (soft < 0 && hard < 0) {
+                continue;
+            }
+            let new = stats.get(used) + diff;
+            let limit = if hard > -1 { hard } else { soft };
+            if new > limit {
+                if hard > -1 {
+                    return Err(ErrorCode::QuotaExceeded);
+                }
+                tracing::debug!(%root, %used, new, limit, "soft quota exceeded");
+            }
+        }
+        Ok(())
     }
 
     fn fixup(&self, list: &[Acl]) -> Result<Vec<Acl>, ErrorCode> {
@@ -216,6 +280,7 @@ impl Prep<'_> {
                 valid_path(path)?;
                 let mut node = self.view.node(path).ok_or(ErrorCode::NoNode)?;
                 self.check_perm(path, perms::WRITE)?;
+                self.check_quota(path, data.len() as i64 - node.data_length as i64, 0)?;
                 node.version = next_version(node.version, *version)?;
                 node.mtime = self.time_ms;
                 node.mzxid = self.zxid;
@@ -339,6 +404,7 @@ impl Prep<'_> {
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        self.check_quota(&path, data_len as i64, 1)?;
         let owner = if mode.is_container() {
             CONTAINER_EPHEMERAL_OWNER
         } else if mode.is_ttl() {

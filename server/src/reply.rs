@@ -85,6 +85,17 @@ pub struct Event {
     pub path: String,
     /// zxid of the change that fired the watch.
     pub zxid: i64,
+    /// For a watch opened from a zxid (native protocol only): its id, the node's
+    /// Stat after the change and its data if asked for.
+    pub change: Option<Box<ChangeInfo>>,
+}
+
+/// What an event of a watch opened from a zxid carries besides the plain event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeInfo {
+    pub watch_id: u64,
+    pub stat: Option<Stat>,
+    pub data: Option<Bytes>,
 }
 
 /// What the core pushes into a connection's outbox.
@@ -96,8 +107,6 @@ pub enum Outgoing {
     Close(ErrorCode),
 }
 
-pub type Outbox = mpsc::UnboundedSender<Outgoing>;
-
 /// Where the answer to a submitted operation goes: the submitting connection's
 /// completion channel, tagged with the connection's sequence number for the request
 /// so the connection can answer in request order.
@@ -105,10 +114,23 @@ pub type Outbox = mpsc::UnboundedSender<Outgoing>;
 pub struct Completion {
     pub tx: mpsc::UnboundedSender<(u64, Outcome)>,
     pub seq: u64,
+    /// Set by the core when the request enters it (metrics: count and latency).
+    pub timer: Option<crate::metrics::OpTimer>,
 }
 
 impl Completion {
+    pub fn new(tx: mpsc::UnboundedSender<(u64, Outcome)>, seq: u64) -> Completion {
+        Completion {
+            tx,
+            seq,
+            timer: None,
+        }
+    }
+
     pub fn complete(self, outcome: Outcome) {
+        if let Some(t) = self.timer {
+            t.finish(outcome.code() != 0);
+        }
         // The connection may have gone away; then nobody is waiting for the answer.
         let _ = self.tx.send((self.seq, outcome));
     }

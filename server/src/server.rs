@@ -30,6 +30,7 @@ use tracing::info;
 pub struct Server {
     native_addr: SocketAddr,
     zk_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     core: Arc<Core>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -44,43 +45,120 @@ struct Recovered {
     since_snapshot: u64,
 }
 
+/// What recovery reads from a data directory: the snapshot store, the txn log, the
+/// tree at the newest valid snapshot and the log's records after it.
+struct Loaded<T> {
+    snapshots: FileSnapshotStore,
+    log: FileTxnLog,
+    tree: DataTree,
+    /// The records after the snapshot, each made ready by the caller's `prepare`.
+    after_snapshot: Vec<T>,
+}
+
+/// Opens the txn log (which reads every segment to find and check its end) and reads
+/// its records after the newest snapshot on one thread, while this one maps and
+/// decodes that snapshot: the two are independent, and on a restart with a large
+/// tree each is a good part of the time to serving. The log thread reads after the
+/// newest snapshot by name; should that one prove corrupt (an older one is loaded),
+/// the records are read again from the older zxid. `prepare` turns each record into
+/// what the caller replays (decoding it, say), on the log thread too.
+fn open_log_and_load_snapshot<T: Send>(
+    config: &Config,
+    prepare: impl Fn(u64, bytes::Bytes) -> Result<T> + Sync,
+) -> Result<Loaded<T>> {
+    let prepare_all = |records: Vec<(u64, bytes::Bytes)>| -> Result<Vec<T>> {
+        records.into_iter().map(|(z, b)| prepare(z, b)).collect()
+    };
+    let dir = &config.data_dir;
+    let log_dir = dir.join("log");
+    let log_options = LogOptions {
+        segment_size: config.log_segment_bytes,
+        ..LogOptions::default()
+    };
+    let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
+    let newest = snapshots.list()?.last().copied().unwrap_or(0);
+    std::thread::scope(|scope| {
+        let log = std::thread::Builder::new()
+            .name("log-open".into())
+            .spawn_scoped(scope, move || {
+                let started = Instant::now();
+                let log = FileTxnLog::open(log_dir, log_options)?;
+                let records = log
+                    .read_after(newest)
+                    .map_err(Error::from)
+                    .and_then(prepare_all);
+                info!(
+                    last_zxid = format_args!("{:#x}", log.last_zxid()),
+                    after_snapshot = records.as_ref().map_or(0, |r| r.len()),
+                    ms = started.elapsed().as_millis() as u64,
+                    "opened txn log"
+                );
+                Ok::<_, Error>((log, records))
+            })?;
+        let loaded = (|| {
+            let started = Instant::now();
+            let tree = match snapshots.latest()? {
+                Some((zxid, body)) => {
+                    let tree = DataTree::deserialize(&body)
+                        .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?;
+                    info!(
+                        zxid = format_args!("{zxid:#x}"),
+                        nodes = tree.node_count(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "loaded snapshot"
+                    );
+                    tree
+                }
+                None => DataTree::new(),
+            };
+            Ok::<_, Error>(tree)
+        })();
+        let (log, records) = log
+            .join()
+            .map_err(|_| Error::Corrupt("the txn log reader panicked".into()))??;
+        let tree = loaded?;
+        let from = tree.last_applied_zxid() as u64;
+        let after_snapshot = if from == newest {
+            records?
+        } else {
+            prepare_all(log.read_after(from)?)?
+        };
+        Ok(Loaded {
+            snapshots,
+            log,
+            tree,
+            after_snapshot,
+        })
+    })
+}
+
 fn recover(config: &Config) -> Result<Recovered> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
     let started = Instant::now();
     let mut epochs = FileEpochStore::open(dir)?;
-    let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
-    let log = FileTxnLog::open(
-        dir.join("log"),
-        LogOptions {
-            segment_size: config.log_segment_bytes,
-            ..LogOptions::default()
-        },
-    )?;
-    let mut tree = match snapshots.latest()? {
-        Some((zxid, body)) => {
-            let tree = DataTree::deserialize(&body)
-                .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?;
-            info!(
-                zxid = format_args!("{zxid:#x}"),
-                nodes = tree.node_count(),
-                "loaded snapshot"
-            );
-            tree
-        }
-        None => DataTree::new(),
-    };
-    let from = tree.last_applied_zxid() as u64;
-    let records = log.read_after(from)?;
-    let replayed = records.len() as u64;
-    for (zxid, payload) in records {
-        let txn =
-            Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))?;
-        tree.apply(&txn);
+    let Loaded {
+        snapshots,
+        log,
+        mut tree,
+        after_snapshot: txns,
+    } = open_log_and_load_snapshot(config, |zxid, payload| {
+        Txn::decode(&payload).map_err(|e| Error::Corrupt(format!("txn {zxid:#x}: {e}")))
+    })?;
+    let replayed = txns.len() as u64;
+    let replay_started = Instant::now();
+    for txn in &txns {
+        tree.apply(txn);
     }
+    // The decoded txns were built on the log thread's arena: give those pages back now
+    // rather than at the trimmer's next look.
+    drop(txns);
+    crate::memory_trim::trim_if_worth_it();
+    let replay_ms = replay_started.elapsed().as_millis() as u64;
     let last = tree.last_applied_zxid().max(log.last_zxid() as i64);
     let stored = epochs.load()?;
     let epoch = stored.current.max(stored.accepted).max((last >> 32) as u32) + 1;
+    let epoch_started = Instant::now();
     epochs.save(Epochs {
         accepted: epoch,
         current: epoch,
@@ -88,7 +166,9 @@ fn recover(config: &Config) -> Result<Recovered> {
     info!(
         last_zxid = format_args!("{last:#x}"),
         replayed,
+        replay_ms,
         epoch,
+        epoch_save_ms = epoch_started.elapsed().as_millis() as u64,
         ms = started.elapsed().as_millis() as u64,
         "recovered data directory {}",
         dir.display()
@@ -117,28 +197,18 @@ fn recover_member(config: &Config) -> Result<RecoveredMember> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
     let epochs = FileEpochStore::open(dir)?;
-    let snapshots = FileSnapshotStore::open(dir.join("snapshot"))?;
-    let log = FileTxnLog::open(
-        dir.join("log"),
-        LogOptions {
-            segment_size: config.log_segment_bytes,
-            ..LogOptions::default()
-        },
-    )?;
-    let tree = match snapshots.latest()? {
-        Some((zxid, body)) => DataTree::deserialize(&body)
-            .map_err(|e| Error::Corrupt(format!("snapshot {zxid:#x}: {e}")))?,
-        None => DataTree::new(),
-    };
-    let snapshot_zxid = tree.last_applied_zxid() as u64;
-    let log_txns = log
-        .read_after(snapshot_zxid)?
-        .into_iter()
-        .map(|(zxid, data)| zabkeeper_zab::Txn {
+    let Loaded {
+        snapshots,
+        log,
+        tree,
+        after_snapshot: log_txns,
+    } = open_log_and_load_snapshot(config, |zxid, data| {
+        Ok(zabkeeper_zab::Txn {
             zxid: zabkeeper_zab::Zxid(zxid),
             data,
         })
-        .collect::<Vec<_>>();
+    })?;
+    let snapshot_zxid = tree.last_applied_zxid() as u64;
     let stored = epochs.load()?;
     info!(
         snapshot = format_args!("{snapshot_zxid:#x}"),
@@ -179,32 +249,91 @@ fn zab_config(config: &Config) -> Result<zabkeeper_zab::Config> {
     // (FLE's inherent race) blocks the next election.
     z.init_timeout_ticks = ticks(5_000);
     z.diff_window = config.sync_diff_window;
+    // Rounded down: a lease never outlasts what was configured.
+    z.lease_ticks = (config.read_lease() / config.zab_tick_ms) as u32;
     z.validate().map_err(|e| Error::Config(e.to_string()))?;
     Ok(z)
 }
 
-/// The client-facing listeners: the native port, and ZooKeeper's unless `zk_port` is 0.
+/// The client-facing listeners: the native port, ZooKeeper's unless `zk_port` is 0, and
+/// the TLS ports that are configured.
 struct ClientListeners {
     native: TcpListener,
     native_addr: SocketAddr,
     zk: Option<TcpListener>,
     zk_addr: Option<SocketAddr>,
+    native_tls: Option<TcpListener>,
+    zk_tls: Option<TcpListener>,
+    /// The client-side TLS acceptor, when any client port speaks TLS.
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls_required: bool,
+    admin: Option<TcpListener>,
+    admin_addr: Option<SocketAddr>,
+}
+
+async fn bind_optional(config: &Config, port: u16) -> Result<Option<TcpListener>> {
+    Ok(match port {
+        0 => None,
+        port => Some(TcpListener::bind((config.bind, port)).await?),
+    })
 }
 
 async fn bind_clients(config: &Config) -> Result<ClientListeners> {
     let native = TcpListener::bind((config.bind, config.port)).await?;
     let native_addr = native.local_addr()?;
-    let zk = match config.zk_port {
-        0 => None,
-        port => Some(TcpListener::bind((config.bind, port)).await?),
-    };
+    let zk = bind_optional(config, config.zk_port).await?;
     let zk_addr = zk.as_ref().map(|l| l.local_addr()).transpose()?;
+    let client_tls = config.tls_required || config.tls_port != 0 || config.zk_tls_port != 0;
+    if client_tls && config.tls_ca.is_some() {
+        // Client certificates are verified: `x509` ids exist, so it is an ACL scheme.
+        crate::prep::acl::register_x509_provider();
+    }
+    let tls = match (client_tls, &config.tls_cert, &config.tls_key) {
+        (true, Some(cert), Some(key)) => Some(crate::tls::acceptor(
+            cert,
+            key,
+            config.tls_ca.as_deref(),
+            false,
+        )?),
+        _ => None,
+    };
+    let admin = crate::admin::bind(config).await?;
+    let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
     Ok(ClientListeners {
         native,
         native_addr,
         zk,
         zk_addr,
+        native_tls: bind_optional(config, config.tls_port).await?,
+        zk_tls: bind_optional(config, config.zk_tls_port).await?,
+        tls,
+        tls_required: config.tls_required,
+        admin,
+        admin_addr,
     })
+}
+
+/// Mutual TLS between members when `peer_tls` is set: every member's certificate must
+/// be signed by `tls_ca` and name its host.
+fn peer_tls(config: &Config) -> Result<Option<crate::peer::PeerTls>> {
+    let (true, Some(cert), Some(key), Some(ca)) = (
+        config.peer_tls,
+        &config.tls_cert,
+        &config.tls_key,
+        &config.tls_ca,
+    ) else {
+        return Ok(None);
+    };
+    let names = config
+        .members
+        .iter()
+        .map(|m| Ok((m.id, crate::tls::server_name(&m.host)?)))
+        .collect::<Result<_>>()?;
+    Ok(Some(crate::peer::PeerTls {
+        acceptor: crate::tls::acceptor(cert, key, Some(ca), true)?,
+        connector: crate::tls::connector(ca, Some((cert, key)))?,
+        names,
+    }))
 }
 
 /// Starts the group-commit thread; durable zxids arrive on the returned channel. A
@@ -229,15 +358,48 @@ fn spawn_log(
 }
 
 impl ClientListeners {
-    /// Serves both front-ends from `core`; returns their tasks.
+    /// Serves both front-ends from `core` on every bound port; returns their tasks.
     fn serve(self, core: &Arc<Core>, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let plain_tls = if self.tls_required {
+            self.tls.clone()
+        } else {
+            None
+        };
         let mut tasks = vec![tokio::spawn(crate::native::serve(
             self.native,
             core.clone(),
             shutdown.clone(),
+            plain_tls.clone(),
         ))];
+        if let Some(l) = self.native_tls {
+            tasks.push(tokio::spawn(crate::native::serve(
+                l,
+                core.clone(),
+                shutdown.clone(),
+                self.tls.clone(),
+            )));
+        }
+        let stats = Arc::new(crate::zk::Stats::default());
         if let Some(l) = self.zk {
             tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                stats.clone(),
+                shutdown.clone(),
+                plain_tls,
+            )));
+        }
+        if let Some(l) = self.zk_tls {
+            tasks.push(tokio::spawn(crate::zk::serve(
+                l,
+                core.clone(),
+                stats,
+                shutdown.clone(),
+                self.tls.clone(),
+            )));
+        }
+        if let Some(l) = self.admin {
+            tasks.push(tokio::spawn(crate::admin::serve(
                 l,
                 core.clone(),
                 shutdown.clone(),
@@ -261,11 +423,16 @@ impl Server {
                 .map_err(|e| Error::Task(format!("recovery task failed: {e}")))??
         };
         let listeners = bind_clients(&config).await?;
-        let (native_addr, zk_addr) = (listeners.native_addr, listeners.zk_addr);
+        let (native_addr, zk_addr, admin_addr) = (
+            listeners.native_addr,
+            listeners.zk_addr,
+            listeners.admin_addr,
+        );
         let shutdown = CancellationToken::new();
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
         let (log, durable_rx) = spawn_log(recovered.log, &shutdown)?;
         let core = Arc::new(Core::new(config, recovered.tree, 0, writes_tx, false));
+        core.metrics.set_log_stats(log.stats());
         let pipeline = Pipeline::new(
             core.clone(),
             log,
@@ -279,10 +446,11 @@ impl Server {
             durable_rx,
             shutdown.clone(),
         )));
-        info!(%native_addr, ?zk_addr, "serving");
+        info!(%native_addr, ?zk_addr, ?admin_addr, "serving");
         Ok(Server {
             native_addr,
             zk_addr,
+            admin_addr,
             core,
             shutdown,
             tasks,
@@ -305,29 +473,42 @@ impl Server {
         };
         let peer_listener = TcpListener::bind((config.bind, me.peer_port)).await?;
         let listeners = bind_clients(&config).await?;
-        let (native_addr, zk_addr) = (listeners.native_addr, listeners.zk_addr);
+        let (native_addr, zk_addr, admin_addr) = (
+            listeners.native_addr,
+            listeners.zk_addr,
+            listeners.admin_addr,
+        );
         let shutdown = CancellationToken::new();
 
-        let mut peers = std::collections::HashMap::new();
-        for m in &config.members {
-            let addr = tokio::net::lookup_host((m.host.as_str(), m.peer_port))
-                .await?
-                .next()
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "member {} host `{}` does not resolve",
-                        m.id, m.host
-                    ))
-                })?;
-            peers.insert(m.id, addr);
-        }
+        // Names are resolved at every dial (peer.rs): a member whose name does not
+        // resolve yet (its container is not up) must not stop this one.
+        let peers = config
+            .members
+            .iter()
+            .map(|m| {
+                let host = if m.host.contains(':') && !m.host.starts_with('[') {
+                    format!("[{}]", m.host) // an IPv6 literal
+                } else {
+                    m.host.clone()
+                };
+                (m.id, format!("{host}:{}", m.peer_port))
+            })
+            .collect();
         let (peer_tx, peer_rx) = mpsc::unbounded_channel();
-        let net =
-            crate::peer::PeerNet::start(me.id, peer_listener, peers, peer_tx, shutdown.clone());
+        let peer_tls = peer_tls(&config)?;
+        let net = crate::peer::PeerNet::start(
+            me.id,
+            peer_listener,
+            peers,
+            peer_tx,
+            shutdown.clone(),
+            peer_tls,
+        );
 
         let (writes_tx, writes_rx) = mpsc::unbounded_channel();
         let (log, durable_rx) = spawn_log(recovered.log, &shutdown)?;
         let core = Arc::new(Core::new(config, recovered.tree, me.id, writes_tx, true));
+        core.metrics.set_log_stats(log.stats());
         let seed = crate::now_ms() as u64 ^ (me.id << 48);
         let zab = zabkeeper_zab::Zab::new(zab_config, recovered.persisted, seed);
         let replica = crate::ensemble::Replica::new(crate::ensemble::ReplicaParts {
@@ -341,10 +522,11 @@ impl Server {
         });
         let mut tasks = listeners.serve(&core, &shutdown);
         tasks.push(tokio::spawn(replica.run(writes_rx, peer_rx, durable_rx)));
-        info!(id = me.id, %native_addr, ?zk_addr, peer_port = me.peer_port, "ensemble member started");
+        info!(id = me.id, %native_addr, ?zk_addr, ?admin_addr, peer_port = me.peer_port, "ensemble member started");
         Ok(Server {
             native_addr,
             zk_addr,
+            admin_addr,
             core,
             shutdown,
             tasks,
@@ -353,6 +535,11 @@ impl Server {
 
     pub fn native_addr(&self) -> SocketAddr {
         self.native_addr
+    }
+
+    /// The admin HTTP address, unless `admin_port` is 0.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The ZooKeeper-protocol address, unless `zk_port` is 0.

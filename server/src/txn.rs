@@ -10,6 +10,12 @@
 //! The encoding is a small hand-written varint format (see `tree::codec`): a
 //! version byte, the header, then the body tagged by one byte. Unknown tags,
 //! truncation and trailing bytes are errors, never panics.
+//!
+//! Format versions: 1 had no request number; 2 adds the client's request number
+//! and acknowledged low-water mark (exactly-once writes, see `tree::results`) to the
+//! header. Version 2 is written; both are read (a version-1 txn has request number
+//! 0), so logs and snapshots of older servers stay readable. Any other version is
+//! refused with "unknown txn format version".
 
 use bytes::Bytes;
 
@@ -17,7 +23,9 @@ use crate::request::Acl;
 use crate::tree::codec::{DecodeError, Reader, Writer};
 
 /// The current encoding version (first byte of every encoded txn).
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
+/// The format before request numbers; still decoded.
+const FORMAT_VERSION_1: u8 = 1;
 
 /// A validated write, ready to replicate and apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +37,12 @@ pub struct Txn {
     pub zxid: i64,
     /// The leader's wall-clock time at prep: becomes ctime/mtime.
     pub time_ms: i64,
+    /// The client's request number for an exactly-once write (0: none). Applying
+    /// the txn records its result under (session, number).
+    pub request_number: u64,
+    /// Request numbers below this one are answered at the client: their recorded
+    /// results may go.
+    pub acked_below: u64,
     pub body: TxnBody,
 }
 
@@ -75,8 +89,13 @@ pub enum TxnBody {
         ephemerals: Vec<String>,
     },
     /// A request that failed validation, kept for completeness (ZooKeeper logs these).
+    /// An exactly-once write that is refused becomes one, so its refusal is recorded.
     Error {
         code: i32,
+    },
+    /// An exactly-once multi that failed validation: every op's code.
+    MultiError {
+        results: Vec<i32>,
     },
 }
 
@@ -90,6 +109,7 @@ mod tag {
     pub const CREATE_SESSION: u8 = 7;
     pub const CLOSE_SESSION: u8 = 8;
     pub const ERROR: u8 = 9;
+    pub const MULTI_ERROR: u8 = 10;
 }
 
 /// Multi nesting deeper than this is refused on decode (prep never nests).
@@ -111,19 +131,27 @@ impl Txn {
         w.i32(self.cxid);
         w.i64(self.zxid);
         w.i64(self.time_ms);
+        w.u64(self.request_number);
+        w.u64(self.acked_below);
         self.body.encode(&mut w);
     }
 
     /// Decodes a txn; any malformed input is an error.
     pub fn decode(buf: &[u8]) -> Result<Txn, DecodeError> {
         let mut r = Reader::new(buf);
-        if r.u8()? != FORMAT_VERSION {
+        let version = r.u8()?;
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
             return Err(DecodeError::Invalid("unknown txn format version"));
         }
         let session_id = r.i64()?;
         let cxid = r.i32()?;
         let zxid = r.i64()?;
         let time_ms = r.i64()?;
+        let (request_number, acked_below) = if version == FORMAT_VERSION_1 {
+            (0, 0)
+        } else {
+            (r.u64()?, r.u64()?)
+        };
         let body = TxnBody::decode(&mut r, 0)?;
         r.finish()?;
         Ok(Txn {
@@ -131,6 +159,8 @@ impl Txn {
             cxid,
             zxid,
             time_ms,
+            request_number,
+            acked_below,
             body,
         })
     }
@@ -210,6 +240,13 @@ impl TxnBody {
                 w.u8(tag::ERROR);
                 w.i32(*code);
             }
+            TxnBody::MultiError { results } => {
+                w.u8(tag::MULTI_ERROR);
+                w.u64(results.len() as u64);
+                for c in results {
+                    w.i32(*c);
+                }
+            }
         }
     }
 
@@ -262,6 +299,14 @@ impl TxnBody {
                 TxnBody::CloseSession { ephemerals }
             }
             tag::ERROR => TxnBody::Error { code: r.i32()? },
+            tag::MULTI_ERROR => {
+                let n = r.count(1)?;
+                let mut results = Vec::with_capacity(n);
+                for _ in 0..n {
+                    results.push(r.i32()?);
+                }
+                TxnBody::MultiError { results }
+            }
             _ => return Err(DecodeError::Invalid("unknown txn tag")),
         })
     }
@@ -314,6 +359,8 @@ mod tests {
             prop::collection::vec(path, 0..4)
                 .prop_map(|ephemerals| TxnBody::CloseSession { ephemerals }),
             any::<i32>().prop_map(|code| TxnBody::Error { code }),
+            prop::collection::vec(any::<i32>(), 0..4)
+                .prop_map(|results| TxnBody::MultiError { results }),
         ]
     }
 
@@ -330,15 +377,20 @@ mod tests {
             any::<i32>(),
             any::<i64>(),
             any::<i64>(),
+            (any::<u64>(), any::<u64>()),
             arb_body(),
         )
-            .prop_map(|(session_id, cxid, zxid, time_ms, body)| Txn {
-                session_id,
-                cxid,
-                zxid,
-                time_ms,
-                body,
-            })
+            .prop_map(
+                |(session_id, cxid, zxid, time_ms, (request_number, acked_below), body)| Txn {
+                    session_id,
+                    cxid,
+                    zxid,
+                    time_ms,
+                    request_number,
+                    acked_below,
+                    body,
+                },
+            )
     }
 
     proptest! {
@@ -369,19 +421,49 @@ mod tests {
             cxid: 1,
             zxid: 0x1_0000_0001,
             time_ms: 5,
+            request_number: 0,
+            acked_below: 0,
             body: TxnBody::Delete { path: "/a".into() },
         };
         let mut bytes = txn.encode();
         bytes.push(0);
         assert_eq!(Txn::decode(&bytes), Err(DecodeError::Trailing(1)));
         let mut bytes = txn.encode();
-        // The body tag follows the header: version(1) + session(1) + cxid(1) + zxid(5) + time(1).
-        bytes[9] = 99;
+        // The body tag follows the header: version(1) + session(1) + cxid(1) + zxid(5)
+        // + time(1) + request number(1) + acked below(1).
+        bytes[11] = 99;
         assert_eq!(
             Txn::decode(&bytes),
             Err(DecodeError::Invalid("unknown txn tag"))
         );
         assert!(Txn::decode(&[2]).is_err());
+    }
+
+    #[test]
+    fn version_1_txns_still_decode_and_other_versions_are_refused() {
+        // A version-1 delete of "/a" by session 7, cxid 1, zxid 0x100000001, time 5, as
+        // servers before request numbers wrote it.
+        let mut v1 = vec![1u8];
+        {
+            let mut w = Writer::new(&mut v1);
+            w.i64(7);
+            w.i32(1);
+            w.i64(0x1_0000_0001);
+            w.i64(5);
+            w.u8(tag::DELETE);
+            w.str("/a");
+        }
+        let txn = Txn::decode(&v1).expect("version 1 decodes");
+        assert_eq!(txn.session_id, 7);
+        assert_eq!((txn.request_number, txn.acked_below), (0, 0));
+        assert_eq!(txn.body, TxnBody::Delete { path: "/a".into() });
+        let mut v3 = txn.encode();
+        assert_eq!(v3[0], 2);
+        v3[0] = 3;
+        assert_eq!(
+            Txn::decode(&v3),
+            Err(DecodeError::Invalid("unknown txn format version"))
+        );
     }
 
     #[test]
@@ -392,6 +474,8 @@ mod tests {
             cxid: 1,
             zxid: 1,
             time_ms: 1,
+            request_number: 0,
+            acked_below: 0,
             body,
         };
         assert_eq!(

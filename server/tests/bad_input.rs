@@ -67,6 +67,7 @@ async fn malformed_frames_flood_and_oversized_frame_do_not_stop_the_server() {
                         xid: 1,
                         consistency: 0,
                         op: Some(Op::Ping(wire::Empty {})),
+                        ..Default::default()
                     })),
                 };
                 let body = prost::Message::encode_to_vec(&f);

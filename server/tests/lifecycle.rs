@@ -73,6 +73,7 @@ async fn config_file_is_read_and_flags_override_it() {
         .arg(&cfg)
         .arg("--port")
         .arg(port.to_string())
+        .args(["--admin-port", "0"])
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
@@ -135,4 +136,115 @@ fn unsafe_kill(pid: u32, sig: i32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+#[test]
+fn environment_configures_the_server_and_flags_win_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, zk_port, admin_port) = (free_port(), free_port(), free_port());
+    // ZABKEEPER_PORT names a port in use by nobody we know; the flag wins over it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zabkeeper"))
+        .env("ZABKEEPER_DATA_DIR", dir.path().join("from-env"))
+        .env("ZABKEEPER_PORT", "1")
+        .env("ZABKEEPER_ZK_PORT", zk_port.to_string())
+        .env("ZABKEEPER_ADMIN_PORT", admin_port.to_string())
+        .env("ZABKEEPER_BIND", "127.0.0.1")
+        .env("ZABKEEPER_TICK_MS", "100")
+        .env("RUST_LOG", "warn")
+        .arg("--port")
+        .arg(port.to_string())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", zk_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "did not start on the env's ports"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        dir.path().join("from-env").exists(),
+        "data dir from the env"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A bad value in the environment is refused like a bad flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_zabkeeper"))
+        .env("ZABKEEPER_TICK_MS", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ZABKEEPER_TICK_MS")
+            || String::from_utf8_lossy(&out.stderr).contains("tick-ms")
+    );
+}
+
+#[tokio::test]
+async fn status_exit_code_says_whether_the_member_serves() {
+    let status = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_zabkeeper"))
+            .args(["status", &addr])
+            .output()
+            .unwrap()
+    };
+    let server = ServerProcess::start(&[]);
+    let out = status(server.addr.to_string());
+    assert_eq!(out.status.code(), Some(0), "a standalone server serves");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serving=true"));
+
+    // One member of three left alone: it answers the probe but, with no quorum, has
+    // no epoch to serve in.
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.wait_all_serving(Duration::from_secs(20)).await;
+    assert_eq!(status(cluster.addr(2).to_string()).status.code(), Some(0));
+    cluster.kill9(0);
+    cluster.kill9(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = status(cluster.addr(2).to_string());
+        if out.status.code() != Some(0) || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serving=false"));
+
+    let gone = format!("127.0.0.1:{}", free_port());
+    assert_eq!(status(gone).status.code(), Some(1), "unreachable");
+}
+
+#[tokio::test]
+async fn a_member_whose_host_does_not_resolve_yet_does_not_stop_the_others() {
+    // Member 3's name resolves nowhere (its container is not up, say): 1 and 2 start,
+    // form a quorum and serve; they keep dialing 3 by name.
+    let peer: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let spec = format!(
+        "1=127.0.0.1:{}:{},2=localhost:{}:{},3=member-three.invalid:{}:{}",
+        peer[0], client[0], peer[1], client[1], peer[2], client[2]
+    );
+    let dirs = tempfile::tempdir().unwrap();
+    let mut members = Vec::new();
+    for (i, port) in client.iter().take(2).enumerate() {
+        let id = (i + 1).to_string();
+        members.push(ServerProcess::start_in(
+            &dirs.path().join(&id),
+            *port,
+            &["--id", &id, "--members", &spec],
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for m in &members {
+        while !probe(m.addr).await.is_some_and(|s| s.serving) {
+            assert!(Instant::now() < deadline, "{} does not serve", m.addr);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }

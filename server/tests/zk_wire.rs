@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ServerProcess;
+use common::{free_port, ServerProcess};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,14 +14,6 @@ use tokio_util::codec::Framed;
 use zabkeeper_jute::*;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A server with a ZooKeeper port; returns it and that port's address.
 fn start() -> (ServerProcess, SocketAddr) {
@@ -416,11 +408,22 @@ async fn every_data_opcode() {
         panic!()
     };
     assert_eq!(sa.stat.aversion, 1);
+    // ADMIN is gone now, and ZooKeeper checks it before the aversion: NoAuth, not BadVersion.
     assert_eq!(
         zk.call(Request::SetAcl(SetAclRequest {
             path: "/a/b".into(),
             acl: read_only,
             version: 0
+        }))
+        .await
+        .0,
+        -102
+    );
+    assert_eq!(
+        zk.call(Request::SetAcl(SetAclRequest {
+            path: "/a".into(),
+            acl: open_acl(),
+            version: 5
         }))
         .await
         .0,
@@ -895,6 +898,45 @@ async fn pipelined_reads_wait_for_earlier_writes() {
 }
 
 #[tokio::test]
+async fn pipelined_reads_do_not_see_later_writes_of_their_session() {
+    // ZooKeeper executes a session's requests in order: a read sent between two
+    // writes sees the first and not the second, however the writes are batched.
+    let (_s, addr) = start();
+    let mut zk = Zk::connect(addr).await;
+    zk.ok(Request::Create(create("/p", b"v0", 0))).await;
+    let mut expected = Vec::new();
+    for i in 1..=200 {
+        let value = format!("v{i}").into_bytes();
+        let w = zk
+            .send(&Request::SetData(SetDataRequest {
+                path: "/p".into(),
+                data: value.clone(),
+                version: -1,
+            }))
+            .await;
+        let r = zk
+            .send(&Request::GetData(GetDataRequest {
+                path: "/p".into(),
+                watch: false,
+            }))
+            .await;
+        expected.push((w, None));
+        expected.push((r, Some(value)));
+    }
+    for (xid, want) in expected {
+        let (h, resp) = zk.reply().await;
+        assert_eq!(h.xid, xid);
+        assert_eq!(h.err, 0);
+        if let Some(want) = want {
+            let Response::GetData(g) = resp else {
+                panic!("{resp:?}")
+            };
+            assert_eq!(g.data, want, "the read saw exactly the write before it");
+        }
+    }
+}
+
+#[tokio::test]
 async fn auth_and_who_am_i() {
     let (_s, addr) = start();
     let mut zk = Zk::connect(addr).await;
@@ -926,6 +968,191 @@ async fn auth_and_who_am_i() {
     let (err, _) = zk.call(auth("kerberos")).await;
     assert_eq!(err, -115);
     assert!(zk.closed().await);
+}
+
+fn acl_entry(perms: i32, scheme: &str, id: &str) -> Acl {
+    Acl {
+        perms,
+        id: Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        },
+    }
+}
+
+fn digest_auth(user_password: &str) -> Request {
+    Request::Auth(AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: user_password.as_bytes().to_vec(),
+    })
+}
+
+/// The same rules as the native port (`tests/acl.rs`), spoken in jute: each read and write
+/// checked, per-op codes in a multi, getACL's redaction, the super user, and watches that
+/// a refused read does not leave behind.
+#[tokio::test]
+async fn acls_are_enforced_on_the_zookeeper_port() {
+    let port = free_port().to_string();
+    let _s = ServerProcess::start(&[
+        "--zk-port",
+        &port,
+        "--tick-ms",
+        "100",
+        "--super-digest",
+        "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=",
+    ]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_port(addr);
+    let mut owner = Zk::connect(addr).await;
+    let mut anon = Zk::connect(addr).await;
+    assert_eq!(owner.call(digest_auth("bob:secret")).await.0, 0);
+    let bob = "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=";
+    let mut req = create("/s", b"secret", 0);
+    req.acl = vec![acl_entry(31, "auth", "")];
+    owner.ok(Request::Create(req)).await;
+    let mut req = create("/s/open", b"", 0);
+    req.acl = open_acl();
+    owner.ok(Request::Create(req)).await;
+    let mut req = create("/x", b"", 0);
+    req.acl = vec![acl_entry(31, "auth", "")];
+    assert_eq!(anon.call(Request::Create(req)).await.0, -114, "InvalidACL");
+
+    let get = |p: &str, watch| {
+        Request::GetData(GetDataRequest {
+            path: p.into(),
+            watch,
+        })
+    };
+    let no_auth = -102;
+    assert_eq!(anon.call(get("/s", true)).await.0, no_auth);
+    assert_eq!(
+        anon.call(Request::Exists(ExistsRequest {
+            path: "/s".into(),
+            watch: false
+        }))
+        .await
+        .0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::GetChildren(GetChildrenRequest {
+            path: "/s".into(),
+            watch: true
+        }))
+        .await
+        .0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::GetChildren2(GetChildren2Request {
+            path: "/s".into(),
+            watch: false
+        }))
+        .await
+        .0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::GetAcl(GetAclRequest { path: "/s".into() }))
+            .await
+            .0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::SetData(SetDataRequest {
+            path: "/s".into(),
+            data: b"x".to_vec(),
+            version: -1
+        }))
+        .await
+        .0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::Create(create("/s/c", b"", 0))).await.0,
+        no_auth
+    );
+    assert_eq!(
+        anon.call(Request::Delete(DeleteRequest {
+            path: "/s/open".into(),
+            version: -1
+        }))
+        .await
+        .0,
+        no_auth
+    );
+    // A readable child of an unreadable parent: exists and getData answer (ZooKeeper
+    // checks only the node's own ACL), but listing the parent does not.
+    assert_eq!(anon.call(get("/s/open", false)).await.0, 0);
+
+    // A multi with one denied op fails whole, with ZooKeeper's per-op codes.
+    let (err, r) = anon
+        .call(Request::Multi(vec![
+            MultiOp::Create(create("/m", b"", 0)),
+            MultiOp::SetData(SetDataRequest {
+                path: "/s".into(),
+                data: vec![],
+                version: -1,
+            }),
+        ]))
+        .await;
+    assert_eq!(err, 0);
+    assert_eq!(
+        r,
+        Response::Multi(vec![MultiResult::Error(0), MultiResult::Error(no_auth)])
+    );
+
+    // The refused getData and getChildren left no watch: changes fire nothing.
+    owner
+        .ok(Request::SetData(SetDataRequest {
+            path: "/s".into(),
+            data: b"changed".to_vec(),
+            version: -1,
+        }))
+        .await;
+
+    // getACL with READ but not ADMIN hides the digest hash.
+    let mut req = create("/r", b"", 0);
+    req.acl = vec![
+        acl_entry(1, "world", "anyone"),
+        acl_entry(31, "digest", bob),
+    ];
+    owner.ok(Request::Create(req)).await;
+    let Response::GetAcl(acl) = anon
+        .ok(Request::GetAcl(GetAclRequest { path: "/r".into() }))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        acl.acl,
+        vec![
+            acl_entry(1, "world", "anyone"),
+            acl_entry(31, "digest", "bob:x")
+        ]
+    );
+    let Response::GetAcl(acl) = owner
+        .ok(Request::GetAcl(GetAclRequest { path: "/r".into() }))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(acl.acl[1], acl_entry(31, "digest", bob));
+
+    // The super user passes every check.
+    assert_eq!(anon.call(digest_auth("super:admin")).await.0, 0);
+    assert_eq!(anon.call(get("/s", false)).await.0, 0);
+    assert!(anon.events.is_empty(), "{:?}", anon.events);
+    let Response::WhoAmI(w) = anon.ok(Request::WhoAmI).await else {
+        panic!()
+    };
+    let schemes: Vec<&str> = w
+        .client_info
+        .iter()
+        .map(|c| c.auth_scheme.as_str())
+        .collect();
+    assert_eq!(schemes, vec!["ip", "super", "digest"]);
 }
 
 #[tokio::test]
@@ -1138,4 +1365,76 @@ async fn own_change_notification_precedes_the_write_reply_and_set_watches_v1() {
         .await;
     let (_, ev) = again.event().await;
     assert_eq!((ev.event_type, ev.path.as_str()), (1, "/still-missing"));
+}
+
+/// Watches never tell a client about a node it may not read (ZooKeeper 3.8.4's fix of
+/// CVE-2024-23944, also in Debian's 3.8.0): a recursive watch above a protected node, and
+/// a persistent watch on a protected parent, stay silent about it.
+#[tokio::test]
+async fn watch_events_are_filtered_by_the_node_acl() {
+    let (_s, addr) = start();
+    let mut owner = Zk::connect(addr).await;
+    let mut spy = Zk::connect(addr).await;
+    assert_eq!(owner.call(digest_auth("bob:secret")).await.0, 0);
+    owner.ok(Request::Create(create("/w", b"", 0))).await;
+    let mut req = create("/w/sec", b"", 0);
+    req.acl = vec![acl_entry(31, "auth", "")];
+    owner.ok(Request::Create(req)).await;
+    spy.ok(Request::AddWatch(AddWatchRequest {
+        path: "/w".into(),
+        mode: 1,
+    }))
+    .await;
+    spy.ok(Request::AddWatch(AddWatchRequest {
+        path: "/w/sec".into(),
+        mode: 0,
+    }))
+    .await;
+    let mut req = create("/w/sec/inner", b"", 0);
+    req.acl = vec![acl_entry(31, "auth", "")];
+    owner.ok(Request::Create(req)).await;
+    owner
+        .ok(Request::SetData(SetDataRequest {
+            path: "/w/sec".into(),
+            data: b"x".to_vec(),
+            version: -1,
+        }))
+        .await;
+    owner.ok(Request::Create(create("/w/open", b"", 0))).await;
+    owner
+        .ok(Request::Delete(DeleteRequest {
+            path: "/w/sec/inner".into(),
+            version: -1,
+        }))
+        .await;
+    // A marker: once its event is in, every earlier event would be too.
+    owner.ok(Request::Create(create("/w/zz", b"", 0))).await;
+    let mut got = Vec::new();
+    while got.last().map(|(_, p): &(i32, String)| p.as_str()) != Some("/w/zz") {
+        let (_, e) = spy.event().await;
+        got.push((e.event_type, e.path));
+    }
+    assert_eq!(
+        got,
+        vec![(1, "/w/open".to_string()), (1, "/w/zz".to_string())],
+        "nothing about /w/sec or its child"
+    );
+    // The owner, who may read them, is told.
+    let mut watcher = Zk::connect(addr).await;
+    assert_eq!(watcher.call(digest_auth("bob:secret")).await.0, 0);
+    watcher
+        .ok(Request::AddWatch(AddWatchRequest {
+            path: "/w".into(),
+            mode: 1,
+        }))
+        .await;
+    owner
+        .ok(Request::SetData(SetDataRequest {
+            path: "/w/sec".into(),
+            data: b"y".to_vec(),
+            version: -1,
+        }))
+        .await;
+    let (_, e) = watcher.event().await;
+    assert_eq!((e.event_type, e.path.as_str()), (3, "/w/sec"));
 }

@@ -3,6 +3,7 @@
 //! links as ZAB's messages, which is what makes `sync` sound: the leader's answer
 //! to a sync follows every COMMIT it sent before it.
 
+use crate::auth::AuthId;
 use crate::native::convert;
 use crate::reply::{MultiFailure, Outcome};
 use crate::request::WriteOp;
@@ -46,6 +47,44 @@ pub struct Forward {
     pub cxid: i32,
     #[prost(message, optional, tag = "3")]
     pub op: Option<ForwardedOp>,
+    /// The identities of the client's connection: the leader checks ACLs with them,
+    /// as ZooKeeper's `QuorumPacket.authinfo` carries them.
+    #[prost(message, repeated, tag = "4")]
+    pub auth: Vec<ForwardedId>,
+    /// Exactly-once writes: the client's request number (0: none) and low-water mark.
+    #[prost(uint64, tag = "5")]
+    pub request_number: u64,
+    #[prost(uint64, tag = "6")]
+    pub acked_below: u64,
+}
+
+/// One identity of a forwarded write's connection (`scheme:id`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ForwardedId {
+    #[prost(string, tag = "1")]
+    pub scheme: String,
+    #[prost(string, tag = "2")]
+    pub id: String,
+}
+
+impl ForwardedId {
+    pub fn from_ids(ids: &[AuthId]) -> Vec<ForwardedId> {
+        ids.iter()
+            .map(|a| ForwardedId {
+                scheme: a.scheme.clone(),
+                id: a.id.clone(),
+            })
+            .collect()
+    }
+
+    pub fn into_ids(ids: Vec<ForwardedId>) -> Vec<AuthId> {
+        ids.into_iter()
+            .map(|f| AuthId {
+                scheme: f.scheme,
+                id: f.id,
+            })
+            .collect()
+    }
 }
 
 /// Leader -> follower: a forwarded write failed validation.
@@ -66,6 +105,9 @@ pub struct Refused {
     /// once it has applied that far (the refusal may rest on those txns).
     #[prost(int64, tag = "6")]
     pub after_zxid: i64,
+    /// The refused write's request number (0: none), to find the follower's waiter.
+    #[prost(uint64, tag = "7")]
+    pub request_number: u64,
 }
 
 /// Follower -> leader: sessions with client activity since the last touch.
@@ -248,6 +290,7 @@ impl Refused {
                 multi: f.results.clone(),
                 is_multi: true,
                 after_zxid: 0,
+                request_number: 0,
             },
             other => Refused {
                 session_id,
@@ -256,6 +299,7 @@ impl Refused {
                 multi: Vec::new(),
                 is_multi: false,
                 after_zxid: 0,
+                request_number: 0,
             },
         }
     }
@@ -325,14 +369,29 @@ mod tests {
             WriteOp::DeleteContainer { path: "/c".into() },
         ];
         for op in ops {
+            let auth = vec![
+                AuthId {
+                    scheme: "ip".into(),
+                    id: "10.0.0.1".into(),
+                },
+                AuthId {
+                    scheme: "digest".into(),
+                    id: "bob:h=".into(),
+                },
+            ];
             let msg = encode(envelope::Body::Forward(Forward {
                 session_id: 5,
                 cxid: 7,
                 op: Some(ForwardedOp::from_op(&op)),
+                request_number: 9,
+                acked_below: 8,
+                auth: ForwardedId::from_ids(&auth),
             }));
             match decode(&msg) {
                 Some(envelope::Body::Forward(f)) => {
                     assert_eq!((f.session_id, f.cxid), (5, 7));
+                    assert_eq!((f.request_number, f.acked_below), (9, 8));
+                    assert_eq!(ForwardedId::into_ids(f.auth.clone()), auth);
                     assert_eq!(f.op.unwrap().into_op().unwrap(), op);
                 }
                 other => panic!("{other:?}"),

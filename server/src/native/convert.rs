@@ -15,6 +15,7 @@ pub enum Decoded {
     Ping,
     Sync(String),
     AddWatch { path: String, recursive: bool },
+    AddWatchFrom(wire::AddWatchFromRequest),
     RemoveWatches { path: String, kind: i32 },
     CheckWatches { path: String, kind: i32 },
     SetWatches(wire::SetWatchesRequest),
@@ -171,6 +172,10 @@ pub fn decode(op: Option<Op>) -> Result<Decoded, ErrorCode> {
             path: path(&a.path)?,
             recursive: a.mode == wire::AddWatchMode::PersistentRecursive as i32,
         },
+        Op::AddWatchFrom(a) => {
+            path(&a.path)?;
+            Decoded::AddWatchFrom(a)
+        }
         Op::RemoveWatches(r) => Decoded::RemoveWatches {
             path: path(&r.path)?,
             kind: r.r#type,
@@ -311,13 +316,21 @@ pub fn response(xid: i32, zxid: i64, outcome: Outcome) -> wire::ServerFrame {
 }
 
 pub fn event(e: Event) -> wire::ServerFrame {
+    let mut ev = wire::WatchEvent {
+        r#type: e.event_type as i32,
+        state: KeeperState::SyncConnected as i32,
+        path: e.path,
+        zxid: e.zxid,
+        ..Default::default()
+    };
+    if let Some(c) = e.change {
+        ev.watch_id = c.watch_id;
+        ev.stat = c.stat;
+        ev.has_data = c.data.is_some();
+        ev.data = c.data.unwrap_or_default();
+    }
     wire::ServerFrame {
-        kind: Some(wire::server_frame::Kind::Event(wire::WatchEvent {
-            r#type: e.event_type as i32,
-            state: KeeperState::SyncConnected as i32,
-            path: e.path,
-            zxid: e.zxid,
-        })),
+        kind: Some(wire::server_frame::Kind::Event(ev)),
     }
 }
 

@@ -297,6 +297,7 @@ fn multi_success_is_one_atomic_txn_seeing_its_own_earlier_ops() {
     let t = |p: &str, e| Trigger {
         path: p.into(),
         event: e,
+        acl: Acl::open().into(),
     };
     assert_eq!(
         r.triggers,

@@ -104,6 +104,15 @@ impl GroupCommitStats {
         Some(Duration::from_micros(1u64 << (BUCKETS - 1)))
     }
 
+    /// Syncs per latency bucket (bucket `i`: `< 2^i` µs; the last also holds
+    /// everything slower), for the metrics endpoint.
+    pub fn sync_histogram(&self) -> Vec<u64> {
+        self.sync_hist
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Mean records per sync.
     pub fn mean_batch(&self) -> f64 {
         let syncs = self.syncs.load(Ordering::Relaxed);

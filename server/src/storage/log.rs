@@ -55,7 +55,7 @@ const VERSION: u32 = 1;
 pub const SEGMENT_HEADER: u64 = 32;
 /// Size of a record header.
 pub const RECORD_HEADER: u64 = 16;
-const PREFIX: &str = "log.";
+pub(crate) const PREFIX: &str = "log.";
 /// Every this many records a segment's sparse index remembers an offset.
 const INDEX_EVERY: usize = 64;
 /// Largest payload accepted (far above any frame limit; keeps `len` sane).
@@ -130,7 +130,7 @@ impl Segment {
 }
 
 /// Outcome of decoding the bytes at one offset.
-enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     Record {
         zxid: u64,
         payload: &'a [u8],
@@ -143,7 +143,7 @@ enum Parsed<'a> {
 
 /// Decodes the record at `off` of `buf` (`buf` starts at file offset 0 or at
 /// any record boundary; offsets are relative to it).
-fn parse_record(buf: &[u8], off: usize, salt: u32, after: u64) -> Parsed<'_> {
+pub(crate) fn parse_record(buf: &[u8], off: usize, salt: u32, after: u64) -> Parsed<'_> {
     let Some(h) = buf.get(off..off + RECORD_HEADER as usize) else {
         if buf[off.min(buf.len())..].iter().all(|b| *b == 0) {
             return Parsed::Zero;
@@ -187,6 +187,17 @@ fn encode_record(out: &mut Vec<u8>, salt: u32, zxid: u64, payload: &[u8]) {
     out.resize(out.len() + pad, 0);
 }
 
+/// The bytes of a segment holding `records` (zxid, payload), as the log writes them
+/// with this salt and base, without the preallocated tail: for tools and tests (the
+/// fuzz seeds) that need a valid segment without the random salt of a new one.
+pub fn encode_segment(salt: u32, base: u64, records: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut out = encode_header(salt, base).to_vec();
+    for (zxid, payload) in records {
+        encode_record(&mut out, salt, *zxid, payload);
+    }
+    out
+}
+
 fn encode_header(salt: u32, base: u64) -> [u8; SEGMENT_HEADER as usize] {
     let mut h = [0u8; SEGMENT_HEADER as usize];
     h[0..8].copy_from_slice(MAGIC);
@@ -199,7 +210,7 @@ fn encode_header(salt: u32, base: u64) -> [u8; SEGMENT_HEADER as usize] {
 }
 
 /// (salt, base) of a segment header.
-fn decode_header(path: &Path, buf: &[u8]) -> Result<(u32, u64)> {
+pub(crate) fn decode_header(path: &Path, buf: &[u8]) -> Result<(u32, u64)> {
     let corrupt = |reason: &str| Error::Corrupt {
         path: path.to_path_buf(),
         offset: 0,

@@ -78,7 +78,7 @@
 //!   `purge_before(oldest kept snapshot zxid + 1)`.
 
 pub mod epoch;
-mod fsutil;
+pub(crate) mod fsutil;
 pub mod group_commit;
 pub mod log;
 pub mod memory;

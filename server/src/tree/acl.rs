@@ -7,13 +7,15 @@
 //! reused.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::request::Acl;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AclTable {
     /// Slot -> (list, reference count). A free slot has count 0 and an empty list.
-    entries: Vec<(Vec<Acl>, u64)>,
+    /// Lists are shared so a watch trigger can carry its node's list cheaply.
+    entries: Vec<(Arc<[Acl]>, u64)>,
     by_value: HashMap<Vec<Acl>, u32>,
     free: Vec<u32>,
 }
@@ -27,11 +29,11 @@ impl AclTable {
         }
         let i = match self.free.pop() {
             Some(i) => {
-                self.entries[i as usize] = (acl.to_vec(), 1);
+                self.entries[i as usize] = (Arc::from(acl), 1);
                 i
             }
             None => {
-                self.entries.push((acl.to_vec(), 1));
+                self.entries.push((Arc::from(acl), 1));
                 (self.entries.len() - 1) as u32
             }
         };
@@ -45,14 +47,19 @@ impl AclTable {
         debug_assert!(e.1 > 0, "ACL slot {i} released more often than interned");
         e.1 = e.1.saturating_sub(1);
         if e.1 == 0 {
-            let list = std::mem::take(&mut e.0);
-            self.by_value.remove(&list);
+            let list = std::mem::replace(&mut e.0, Arc::from(Vec::new()));
+            self.by_value.remove(&list[..]);
             self.free.push(i);
         }
     }
 
     pub(crate) fn get(&self, i: u32) -> &[Acl] {
         &self.entries[i as usize].0
+    }
+
+    /// The list of a slot in use, shared.
+    pub(crate) fn shared(&self, i: u32) -> Arc<[Acl]> {
+        self.entries[i as usize].0.clone()
     }
 
     /// Takes one more reference on a slot already in use.

@@ -15,10 +15,14 @@
 //! nothing. A multi's triggers are its ops' triggers in op order, and only when
 //! the whole multi applied.
 
+use std::sync::Arc;
+
 use zabkeeper_proto::{path, ErrorCode, EventType};
 
 use super::node::{Node, ROOT};
+use super::results::Numbered;
 use super::{trigger, DataTree, EphemeralKind, Stat, SPECIAL_PATHS};
+use crate::request::Acl;
 use crate::txn::{Txn, TxnBody};
 
 /// A watch event to fire because a txn was applied.
@@ -26,6 +30,10 @@ use crate::txn::{Txn, TxnBody};
 pub struct Trigger {
     pub path: String,
     pub event: EventType,
+    /// The ACL of the node the event is about (the parent's for NodeChildrenChanged,
+    /// the deleted node's last one for NodeDeleted): only watchers that may READ it
+    /// are told (ZooKeeper 3.8.4's fix of CVE-2024-23944).
+    pub acl: Arc<[Acl]>,
 }
 
 /// The outcome of applying one txn (or one op of a multi).
@@ -111,6 +119,26 @@ impl DataTree {
             };
         }
         self.last_zxid = txn.zxid;
+        if txn.request_number > 0 {
+            // A second copy of a numbered write (the leader checks before proposing,
+            // this holds whatever raced past it): its answer is the first copy's
+            // result, and it changes nothing.
+            match self.numbered(txn.session_id, txn.request_number) {
+                Numbered::New => {}
+                Numbered::Recorded(result) => {
+                    return ApplyResult {
+                        result: result.clone(),
+                        triggers: Vec::new(),
+                    }
+                }
+                Numbered::Stale => {
+                    return ApplyResult {
+                        result: TxnResult::Error(ErrorCode::BadArguments),
+                        triggers: Vec::new(),
+                    }
+                }
+            }
+        }
         let mut triggers = Vec::new();
         let result = match &txn.body {
             TxnBody::Multi(ops) => self.apply_multi(txn, ops, &mut triggers),
@@ -124,6 +152,7 @@ impl DataTree {
             TxnBody::Error { code } => {
                 TxnResult::Error(ErrorCode::from_code(*code).unwrap_or(ErrorCode::SystemError))
             }
+            TxnBody::MultiError { results } => TxnResult::MultiFailed(results.clone()),
             body => match self.apply_op(txn, body, &mut triggers) {
                 Ok((result, undo)) => {
                     self.commit(undo);
@@ -132,6 +161,15 @@ impl DataTree {
                 Err(code) => TxnResult::Error(code),
             },
         };
+        if matches!(txn.body, TxnBody::CloseSession { .. }) {
+            self.drop_results(txn.session_id);
+        } else {
+            self.record_result(txn, &result);
+        }
+        match result {
+            TxnResult::Error(_) | TxnResult::MultiFailed(_) => self.quota_rollback(0),
+            _ => self.quota_settle(),
+        }
         ApplyResult { result, triggers }
     }
 
@@ -144,6 +182,7 @@ impl DataTree {
         let mut undos = Vec::with_capacity(ops.len());
         let mut results = Vec::with_capacity(ops.len());
         let mut multi_triggers = Vec::new();
+        let quota_mark = self.quota_mark();
         for (i, op) in ops.iter().enumerate() {
             let outcome = match op {
                 TxnBody::Create { .. }
@@ -164,6 +203,7 @@ impl DataTree {
                     for undo in undos.into_iter().rev() {
                         self.rollback(undo);
                     }
+                    self.quota_rollback(quota_mark);
                     let codes = (0..ops.len())
                         .map(|j| match j.cmp(&i) {
                             std::cmp::Ordering::Less => 0,
@@ -232,8 +272,13 @@ impl DataTree {
                     p.pzxid = txn.zxid;
                 }
                 let id = self.attach(parent, node, path.len());
-                triggers.push(trigger(path, EventType::NodeCreated));
-                triggers.push(trigger(parent_path, EventType::NodeChildrenChanged));
+                self.quota_created(path, data.len());
+                triggers.push(trigger(path, EventType::NodeCreated, self.acls.shared(acl)));
+                triggers.push(trigger(
+                    parent_path,
+                    EventType::NodeChildrenChanged,
+                    self.acls.shared(self.arena.get(parent).acl),
+                ));
                 let stat = self.arena.get(id).stat();
                 let undo = Undo::Created {
                     id,
@@ -275,7 +320,9 @@ impl DataTree {
                 n.mtime = txn.time_ms;
                 let stat = n.stat();
                 self.data_size += data.len() as i64 - old_len;
-                triggers.push(trigger(path, EventType::NodeDataChanged));
+                self.quota_usage(path, data.len() as i64 - old_len, 0);
+                let acl = self.acls.shared(self.arena.get(id).acl);
+                triggers.push(trigger(path, EventType::NodeDataChanged, acl));
                 Ok((TxnResult::DataSet { stat }, undo))
             }
             TxnBody::SetAcl { path, acl, version } => {
@@ -325,9 +372,19 @@ impl DataTree {
         if zxid > p.pzxid {
             p.pzxid = zxid;
         }
+        let parent_acl = self.acls.shared(self.arena.get(parent).acl);
         let node = self.detach(id, path.len());
-        triggers.push(trigger(path, EventType::NodeDeleted));
-        triggers.push(trigger(path::parent(path), EventType::NodeChildrenChanged));
+        self.quota_deleted(path, node.data().len());
+        triggers.push(trigger(
+            path,
+            EventType::NodeDeleted,
+            self.acls.shared(node.acl),
+        ));
+        triggers.push(trigger(
+            path::parent(path),
+            EventType::NodeChildrenChanged,
+            parent_acl,
+        ));
         Ok(Undo::Deleted {
             node,
             parent,

@@ -35,12 +35,15 @@ mod apply;
 pub(crate) mod codec;
 mod containers;
 mod node;
+pub mod quota;
+pub(crate) mod results;
 mod snapshot;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use zabkeeper_proto::{ErrorCode, EventType, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS};
@@ -48,6 +51,7 @@ use zabkeeper_proto::{ErrorCode, EventType, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_M
 pub use self::apply::{ApplyResult, Trigger, TxnResult};
 pub use self::codec::DecodeError;
 pub use self::containers::ttl_expired;
+pub use self::results::Numbered;
 pub use zabkeeper_proto::wire::Stat;
 
 use self::acl::AclTable;
@@ -89,9 +93,13 @@ pub struct DataTree {
     acls: AclTable,
     /// Session id -> negotiated timeout (ms).
     sessions: BTreeMap<i64, i32>,
+    /// Results of the sessions' recent numbered requests (see `results`).
+    results: BTreeMap<i64, results::SessionResults>,
     ephemerals: HashMap<i64, BTreeSet<u32>>,
     containers: HashSet<u32>,
     ttls: HashSet<u32>,
+    /// Quota roots and the usage changes of the txn being applied (see `quota`).
+    quotas: quota::Quotas,
     /// Sum of path length plus data length over all nodes (ZooKeeper's `approximateDataSize`).
     data_size: i64,
     last_zxid: i64,
@@ -114,9 +122,11 @@ impl DataTree {
             arena: Arena::with_root(Node::new(b"", b"", open, 0, 0, 0)),
             acls,
             sessions: BTreeMap::new(),
+            results: BTreeMap::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
+            quotas: Default::default(),
             data_size: 1,
             last_zxid: 0,
         };
@@ -228,6 +238,11 @@ impl DataTree {
         Ok((self.acls.get(n.acl).to_vec(), n.stat()))
     }
 
+    /// The node's ACL list (interned, not copied), if it exists.
+    pub fn acl_of(&self, path: &str) -> Option<&[Acl]> {
+        self.node(path).ok().map(|n| self.acls.get(n.acl))
+    }
+
     /// Number of descendants (children, grandchildren, ...) of the node.
     pub fn get_all_children_number(&self, path: &str) -> Result<i64, ErrorCode> {
         let id = self.arena.resolve(path).ok_or(ErrorCode::NoNode)?;
@@ -310,9 +325,10 @@ impl DataTree {
     }
 }
 
-fn trigger(path: &str, event: EventType) -> Trigger {
+fn trigger(path: &str, event: EventType, acl: Arc<[Acl]>) -> Trigger {
     Trigger {
         path: path.to_string(),
         event,
+        acl,
     }
 }

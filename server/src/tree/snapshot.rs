@@ -2,7 +2,9 @@
 //!
 //! Format (all integers varints, see `codec`):
 //! ```text
-//! "ZKSN" version:u8 last_zxid sessions:[id timeout] acls:[acl list]
+//! "ZKSN" version:u8 last_zxid sessions:[id timeout]
+//!   results:[session highest [number result]]   (version 2 on; see `results`)
+//!   acls:[acl list]
 //! node_count root-node  then every other node in pre-order, children in name order:
 //!   node = name data czxid (mzxid-czxid) (pzxid-czxid) ctime (mtime-ctime)
 //!          version cversion aversion ephemeral_owner acl_index child_count
@@ -25,7 +27,11 @@ use super::node::{Arena, Node, ROOT};
 use super::{DataTree, EphemeralKind};
 
 const MAGIC: &[u8; 4] = b"ZKSN";
-const VERSION: u8 = 1;
+const VERSION: u8 = 3;
+/// Snapshots before the exactly-once result table; still read (the table is empty).
+const VERSION_1: u8 = 1;
+/// Snapshots whose result table kept no low-water marks; still read.
+const VERSION_2: u8 = 2;
 
 impl DataTree {
     /// Appends a snapshot of the tree to `out`.
@@ -40,6 +46,7 @@ impl DataTree {
             w.i64(id);
             w.i32(timeout);
         }
+        super::results::write_results(&mut w, &self.results);
         // ACL slots are renumbered densely.
         let mut remap = BTreeMap::new();
         let live: Vec<_> = self.acls.live().collect();
@@ -88,7 +95,8 @@ impl DataTree {
             return Err(DecodeError::Checksum);
         }
         let mut r = Reader::new(&body[4..]);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if ![VERSION, VERSION_1, VERSION_2].contains(&version) {
             return Err(DecodeError::Invalid("unknown snapshot version"));
         }
         let last_zxid = r.i64()?;
@@ -98,6 +106,11 @@ impl DataTree {
             let timeout = r.i32()?;
             sessions.insert(id, timeout);
         }
+        let results = if version == VERSION_1 {
+            BTreeMap::new()
+        } else {
+            super::results::read_results(&mut r, version != VERSION_2)?
+        };
         let mut acls = AclTable::default();
         let mut slots = Vec::new();
         for _ in 0..r.count(1)? {
@@ -123,9 +136,11 @@ impl DataTree {
             arena: Arena::with_root(root),
             acls,
             sessions,
+            results,
             ephemerals: Default::default(),
             containers: Default::default(),
             ttls: Default::default(),
+            quotas: Default::default(),
             data_size: root_size,
             last_zxid,
         };
@@ -172,6 +187,7 @@ impl DataTree {
         for slot in slots {
             tree.acls.release(slot);
         }
+        tree.rebuild_quotas();
         Ok(tree)
     }
 }

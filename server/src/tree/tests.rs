@@ -85,10 +85,12 @@ pub(crate) fn mk(path: &str) -> WriteOp {
     create(path, CreateMode::Persistent)
 }
 
+/// A trigger on a node with the open ACL (what these tests create).
 fn trig(path: &str, event: EventType) -> Trigger {
     Trigger {
         path: path.into(),
         event,
+        acl: Acl::open().into(),
     }
 }
 
@@ -98,6 +100,8 @@ fn txn(zxid: i64, body: TxnBody) -> Txn {
         cxid: 0,
         zxid,
         time_ms: 50,
+        request_number: 0,
+        acked_below: 0,
         body,
     }
 }
@@ -377,6 +381,8 @@ fn apply_refuses_to_delete_a_node_with_children() {
         cxid: 0,
         zxid: 100,
         time_ms: 0,
+        request_number: 0,
+        acked_below: 0,
         body: TxnBody::Delete { path: "/a".into() },
     });
     assert_eq!(r.result, TxnResult::Error(ErrorCode::NotEmpty));
@@ -431,6 +437,8 @@ fn multi_that_fails_at_apply_is_rolled_back_entirely() {
         cxid: 0,
         zxid: 100,
         time_ms: 9,
+        request_number: 0,
+        acked_below: 0,
         body: TxnBody::Multi(ops),
     });
     assert_eq!(
@@ -506,6 +514,8 @@ fn close_session_apply_also_removes_unlisted_ephemerals() {
         cxid: 0,
         zxid: 100,
         time_ms: 0,
+        request_number: 0,
+        acked_below: 0,
         body: TxnBody::CloseSession {
             ephemerals: vec!["/nope".into()],
         },
@@ -710,6 +720,8 @@ fn snapshot_round_trips_and_is_deterministic() {
         cxid: 0,
         zxid: h.zxid + 1,
         time_ms: 0,
+        request_number: 0,
+        acked_below: 0,
         body: TxnBody::CloseSession {
             ephemerals: vec!["/a/e".into()],
         },
@@ -840,6 +852,8 @@ fn memory_and_snapshot_size_per_znode() {
             cxid: 0,
             zxid: (1 << 32) + counter,
             time_ms: 1_700_000_000_000 + counter,
+            request_number: 0,
+            acked_below: 0,
             body,
         });
         assert!(matches!(r.result, TxnResult::Created { .. }));
@@ -1106,6 +1120,8 @@ fn memory_1m_znodes_rss() {
                 cxid: 0,
                 zxid,
                 time_ms: 1_700_000_000_000 + zxid,
+                request_number: 0,
+                acked_below: 0,
                 body,
             });
             assert!(matches!(r.result, TxnResult::Created { .. }));
@@ -1138,4 +1154,134 @@ fn a_node_slot_stays_small() {
         "{}",
         std::mem::size_of::<node::Node>()
     );
+}
+
+fn mk_data(path: &str, data: &[u8]) -> WriteOp {
+    WriteOp::Create {
+        path: path.into(),
+        data: Bytes::copy_from_slice(data),
+        acl: Acl::open(),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    }
+}
+
+fn stats_of(h: &Harness, root: &str) -> String {
+    let (data, _) = h
+        .tree
+        .get_data(&format!("/zookeeper/quota{root}/zookeeper_stats"))
+        .unwrap();
+    String::from_utf8(data.to_vec()).unwrap()
+}
+
+#[test]
+fn quota_stats_track_the_subtree_and_hard_limits_refuse() {
+    let mut h = Harness::new();
+    h.run(1, mk_data("/app", b"12345")).unwrap();
+    h.run(1, mk_data("/app/x", b"ab")).unwrap();
+    // setquota -N 4 -B 20 /app, as zkCli does it: the path, the limits, the stats.
+    h.run(1, mk("/zookeeper/quota/app")).unwrap();
+    h.run(
+        1,
+        mk_data(
+            "/zookeeper/quota/app/zookeeper_limits",
+            b"count=-1,bytes=-1=;byteHardLimit=20;countHardLimit=4",
+        ),
+    )
+    .unwrap();
+    h.run(
+        1,
+        mk_data("/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0"),
+    )
+    .unwrap();
+    // Recomputed from the subtree: /app and /app/x, 5 + 2 bytes.
+    assert_eq!(stats_of(&h, "/app"), "count=2,bytes=7");
+    assert_eq!(h.tree.quota_roots(), vec!["/app".to_string()]);
+    h.run(1, mk_data("/app/y", b"abc")).unwrap();
+    h.run(
+        1,
+        WriteOp::SetData {
+            path: "/app/x".into(),
+            data: Bytes::from_static(b"abcdef"),
+            version: -1,
+        },
+    )
+    .unwrap();
+    assert_eq!(stats_of(&h, "/app"), "count=3,bytes=14");
+    // Outside the subtree nothing changes.
+    h.run(1, mk_data("/other", b"zzzz")).unwrap();
+    assert_eq!(stats_of(&h, "/app"), "count=3,bytes=14");
+    // count 4 is the hard limit: the 4th node passes, the 5th does not.
+    h.run(1, mk_data("/app/z", b"")).unwrap();
+    assert_eq!(h.code(1, mk_data("/app/w", b"")), ErrorCode::QuotaExceeded);
+    // bytes: 14 + 7 > 20.
+    let grow = WriteOp::SetData {
+        path: "/app/z".into(),
+        data: Bytes::from_static(b"1234567"),
+        version: -1,
+    };
+    assert_eq!(h.code(1, grow), ErrorCode::QuotaExceeded);
+    // A multi that fails leaves the stats alone; a delete gives room back.
+    let failed = WriteOp::Multi(vec![
+        WriteOp::Delete {
+            path: "/app/z".into(),
+            version: -1,
+        },
+        WriteOp::Check {
+            path: "/app/none".into(),
+            version: -1,
+        },
+    ]);
+    assert!(h.run(1, failed).is_err());
+    assert_eq!(stats_of(&h, "/app"), "count=4,bytes=14");
+    h.run(
+        1,
+        WriteOp::Delete {
+            path: "/app/y".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    assert_eq!(stats_of(&h, "/app"), "count=3,bytes=11");
+    h.run(1, mk_data("/app/w", b"")).unwrap();
+    // A snapshot keeps the quota; loading recomputes the usage.
+    let mut buf = Vec::new();
+    h.tree.serialize(&mut buf);
+    let loaded = DataTree::deserialize(&buf).unwrap();
+    assert_eq!(loaded.quota_roots(), vec!["/app".to_string()]);
+    let (root, limits, stats) = loaded.quota_of("/app/w").unwrap();
+    assert_eq!(root, "/app");
+    assert_eq!(limits.get("countHardLimit"), 4);
+    assert_eq!(stats.get("count"), 4);
+    // delquota: deleting the limits node lifts the limit.
+    h.run(
+        1,
+        WriteOp::Delete {
+            path: "/zookeeper/quota/app/zookeeper_limits".into(),
+            version: -1,
+        },
+    )
+    .unwrap();
+    assert!(h.tree.quota_roots().is_empty());
+    h.run(1, mk_data("/app/v", b"")).unwrap();
+}
+
+#[test]
+fn soft_quota_limits_only_log() {
+    let mut h = Harness::new();
+    h.run(1, mk("/s")).unwrap();
+    h.run(1, mk("/zookeeper/quota/s")).unwrap();
+    h.run(
+        1,
+        mk_data("/zookeeper/quota/s/zookeeper_limits", b"count=1,bytes=-1"),
+    )
+    .unwrap();
+    h.run(
+        1,
+        mk_data("/zookeeper/quota/s/zookeeper_stats", b"count=0,bytes=0"),
+    )
+    .unwrap();
+    h.run(1, mk("/s/a")).unwrap();
+    h.run(1, mk("/s/b")).unwrap();
+    assert_eq!(stats_of(&h, "/s"), "count=3,bytes=3");
 }

@@ -143,19 +143,10 @@ fn server_stats(core: &Core, stats: &Stats) -> String {
         stats.received.load(Ordering::Relaxed),
         stats.sent.load(Ordering::Relaxed),
         stats.registry.len(),
-        outstanding(stats),
+        core.outstanding_requests(),
         core.last_zxid(),
         core.tree.read().node_count(),
     )
-}
-
-fn outstanding(stats: &Stats) -> u64 {
-    stats
-        .registry
-        .snapshot()
-        .iter()
-        .map(|c| c.queued.load(Ordering::Relaxed))
-        .sum()
 }
 
 fn mntr(core: &Core, stats: &Stats) -> String {
@@ -186,7 +177,10 @@ fn mntr(core: &Core, stats: &Stats) -> String {
             stats.sent.load(Ordering::Relaxed).to_string(),
         ),
         ("zk_num_alive_connections", stats.registry.len().to_string()),
-        ("zk_outstanding_requests", outstanding(stats).to_string()),
+        (
+            "zk_outstanding_requests",
+            core.outstanding_requests().to_string(),
+        ),
         ("zk_znode_count", nodes.to_string()),
         ("zk_watch_count", watches.to_string()),
         ("zk_ephemerals_count", ephemerals.to_string()),

@@ -14,23 +14,31 @@
 //! * the first frame is a bare `ConnectRequest`. A client whose `lastZxidSeen` is ahead of this
 //!   server gets no answer and the connection closes (it tries another server; time never goes
 //!   backwards). An unknown or expired session or a wrong password gets
-//!   `ConnectResponse::refused`, then the close. The `readOnly` byte is answered only to
+//!   `ConnectResponse::refused`, then the close; a member that is not serving (no leader yet)
+//!   closes without an answer, so the client keeps its session and tries another member. The `readOnly` byte is answered only to
 //!   clients that sent one;
 //! * a frame whose header cannot be read, a length over `max_frame`, or garbage before the
 //!   handshake closes the connection with a log line; a readable header with a malformed body
 //!   is answered `MarshallingError` under its xid and the session goes on; an unknown opcode is
 //!   answered `Unimplemented`;
-//! * an `auth` packet with an unsupported scheme is answered `AuthFailed` and the connection
-//!   closes (ZooKeeper's behaviour); `digest` identities are recorded for `whoAmI` (ACL
-//!   enforcement is a later issue);
-//! * `closeSession` is answered, then the connection closes.
+//! * an `auth` packet takes effect on receipt for every later request (see [`crate::auth`]);
+//!   one with an unsupported scheme is answered `AuthFailed` and the connection closes
+//!   (ZooKeeper's behaviour). Each request is checked against the identities the
+//!   connection had when it arrived; a verified TLS client certificate adds `x509`;
+//! * `closeSession` is answered, then the connection closes;
+//! * the limits of [`crate::limits`] hold as on the native port: admission by the shared
+//!   accept loop, back-pressure at `max_outstanding_requests`, flooding sessions cut off,
+//!   slow readers closed past `max_queued_bytes`.
 
 pub mod convert;
 pub mod fourlw;
 
+use crate::auth::{AuthId, ConnAuth};
 use crate::core::{ConnId, Core, Grant};
 use crate::native::Decoded;
+use crate::outbox::OutboxRx;
 use crate::reply::{Completion, Outcome, Outgoing, Reply};
+use crate::tls::Io;
 use convert::{Action, Shape};
 use futures::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -39,9 +47,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -51,8 +59,8 @@ use zabkeeper_jute::{
 };
 use zabkeeper_proto::{wire, ErrorCode};
 
-type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
-type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+type Reader = FramedRead<ReadHalf<Box<dyn Io>>, FrameCodec>;
+type Writer = FramedWrite<WriteHalf<Box<dyn Io>>, FrameCodec>;
 
 /// How long a new connection may take to send its `ConnectRequest`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,50 +119,33 @@ impl Latency {
     }
 }
 
-/// Accepts ZooKeeper-protocol connections until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, core: Arc<Core>, shutdown: CancellationToken) {
-    let limit = Arc::new(Semaphore::new(core.config().max_connections));
-    let stats = Arc::new(Stats::default());
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "zk port: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                warn!(%peer, "zk port: connection refused: max_connections reached");
-                continue;
-            }
-        };
-        let core = core.clone();
-        let shutdown = shutdown.clone();
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            handle(stream, peer, core, stats, shutdown).await;
-            drop(permit);
-        });
-    }
+/// Accepts ZooKeeper-protocol connections until `shutdown` is cancelled; over TLS when
+/// `tls` is given. `stats` is shared by the plain and the TLS port.
+pub async fn serve(
+    listener: TcpListener,
+    core: Arc<Core>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let c = core.clone();
+    let s = shutdown.clone();
+    let port = if tls.is_some() { "zk-tls" } else { "zk" };
+    crate::accept::accept_loop(listener, core, shutdown, port, tls, move |a| {
+        handle(a, c.clone(), stats.clone(), s.clone())
+    })
+    .await
 }
 
 async fn handle(
-    stream: TcpStream,
-    peer: SocketAddr,
+    accepted: crate::accept::Accepted,
     core: Arc<Core>,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
+    let crate::accept::Accepted { stream, peer, x509 } = accepted;
     let max = core.config().max_frame;
-    let (r, w) = stream.into_split();
+    let (r, w) = tokio::io::split(stream);
     let mut reader: Reader = FramedRead::new(r, FrameCodec::server(max));
     let mut writer: Writer = FramedWrite::new(w, FrameCodec::server(max));
 
@@ -204,13 +195,16 @@ async fn handle(
         read_only: request.read_only.unwrap_or(false),
     };
 
-    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
-    let conn_id = core.register_conn(outbox_tx);
+    let (conn_id, outbox_rx, cutoff) = core.register_conn();
     let grant = match core.connect(conn_id, &native_request).await {
         Ok(g) => g,
         Err((code, message)) => {
             info!(%peer, ?code, %message, "zk port: connection refused");
-            if code != ErrorCode::NotCaughtUp {
+            // Only a verdict on the session itself (expired, unknown, wrong password) is
+            // answered: ZooKeeper's clients read any refusal as "session expired" and drop
+            // the session. A member that is behind or not serving closes without an answer,
+            // as ZooKeeper does, and the client tries the next member with its session.
+            if matches!(code, ErrorCode::SessionExpired | ErrorCode::AuthFailed) {
                 let refused = jute::ConnectResponse::refused(&request);
                 let _ = writer.send(jute::encode_connect_response(&refused)).await;
             }
@@ -246,6 +240,11 @@ async fn handle(
     info.timeout_ms.store(timeout_ms as i64, Ordering::Relaxed);
     stats.registry.add(conn_id, info.clone());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let mut auth = ConnAuth::new(peer.ip());
+    if let Some(dn) = x509 {
+        auth.add_x509(dn);
+    }
+    core.set_conn_auth(conn_id, auth.ids());
     let mut conn = Connection {
         core: core.clone(),
         stats: stats.clone(),
@@ -259,10 +258,19 @@ async fn handle(
         pending: VecDeque::new(),
         arrivals: VecDeque::new(),
         base_seq: 0,
-        auth: Vec::new(),
+        auth,
         closing: false,
+        deferred_reads: 0,
+        max_outstanding: core.config().max_outstanding_requests,
+        reported: 0,
     };
-    let end = conn.run(reader, done_rx, shutdown).await;
+    // A slow reader's connection is abandoned wherever it waits (even in a write to
+    // its full socket) once its outbox overflows.
+    let end = tokio::select! {
+        end = conn.run(reader, done_rx, shutdown) => end,
+        _ = cutoff.cancelled() => Err(ConnEnd::SlowReader),
+    };
+    core.report_outstanding(&mut conn.reported, 0);
     if let Err(e) = end {
         debug!(%peer, error = %e, "zk connection ended");
     }
@@ -284,12 +292,29 @@ enum Slot {
         outcome: Outcome,
         close_after: bool,
     },
-    /// A read-like request deferred behind earlier writes.
+    /// A read-like request deferred behind earlier writes, with the connection's
+    /// identities when it arrived.
     Deferred {
         xid: i32,
         shape: Shape,
         action: Action,
+        auth: Arc<[AuthId]>,
     },
+    /// A write, sync or close held back behind an earlier deferred read of the
+    /// session, which must not see it (ZooKeeper's CommitProcessor orders them so).
+    Held {
+        xid: i32,
+        shape: Shape,
+        submit: Submit,
+    },
+}
+
+/// What a held slot submits once no deferred read precedes it, with the
+/// connection's identities when it arrived.
+enum Submit {
+    Write(crate::request::WriteOp, Arc<[AuthId]>),
+    Close(Arc<[AuthId]>),
+    Sync(String),
 }
 
 struct Connection {
@@ -300,17 +325,23 @@ struct Connection {
     conn_id: ConnId,
     session_id: i64,
     writer: Writer,
-    outbox: mpsc::UnboundedReceiver<Outgoing>,
+    outbox: OutboxRx,
     done_tx: mpsc::UnboundedSender<(u64, Outcome)>,
     /// Slots in request order; `base_seq` is the sequence number of the front.
     pending: VecDeque<Slot>,
     /// Arrival time of every request not answered yet, in request order (one reply each).
     arrivals: VecDeque<Instant>,
     base_seq: u64,
-    /// Identities added by `auth` packets: (scheme, user).
-    auth: Vec<(String, String)>,
+    /// Who the connection is: ACLs are checked against these identities.
+    auth: ConnAuth,
     /// Set once the session is closing: answer what is pending, then close.
     closing: bool,
+    /// The socket is not read while this many requests wait (back-pressure).
+    max_outstanding: usize,
+    /// This connection's share of the core's outstanding-requests gauge.
+    reported: usize,
+    /// Deferred reads in `pending`: writes after them are held.
+    deferred_reads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,10 +352,12 @@ enum ConnEnd {
     SessionEnded(ErrorCode),
     #[error("client closed the session")]
     Closed,
-    #[error("authentication failed")]
-    AuthFailed,
     #[error("server shutting down")]
     Shutdown,
+    #[error("slow reader: its queued notifications passed max_queued_bytes")]
+    SlowReader,
+    #[error("session flooding: past max_session_requests_per_sec")]
+    Flood,
 }
 
 impl Connection {
@@ -334,6 +367,7 @@ impl Connection {
         mut done_rx: mpsc::UnboundedReceiver<(u64, Outcome)>,
         shutdown: CancellationToken,
     ) -> Result<(), ConnEnd> {
+        let mut turn = crate::limits::Turn::default();
         loop {
             tokio::select! {
                 biased;
@@ -357,13 +391,16 @@ impl Connection {
                     self.fill(seq, outcome);
                     self.drain().await?;
                 }
-                frame = reader.next(), if !self.closing => match frame {
+                frame = reader.next(), if !self.closing && self.pending.len() < self.max_outstanding => match frame {
                     None => return Ok(()),
                     Some(Err(e)) => {
                         warn!(peer = %self.peer, error = %e, "zk port: closing connection: bad frame");
                         return Err(e.into());
                     }
-                    Some(Ok(Inbound::Frame(payload))) => self.on_frame(&payload).await?,
+                    Some(Ok(Inbound::Frame(payload))) => {
+                        self.on_frame(&payload).await?;
+                        turn.handled();
+                    }
                     Some(Ok(Inbound::FourLetterWord(_))) => unreachable!("only before the first frame"),
                 },
             }
@@ -371,9 +408,14 @@ impl Connection {
                 let _ = self.writer.flush().await;
                 return Err(ConnEnd::Closed);
             }
-            if reader.read_buffer().is_empty() {
+            self.core
+                .report_outstanding(&mut self.reported, self.pending.len());
+            // Flush once no more pipelined requests are already buffered, or when
+            // back-pressure stops reading them.
+            if reader.read_buffer().is_empty() || self.pending.len() >= self.max_outstanding {
                 self.writer.flush().await?;
             }
+            turn.yield_if_due().await;
         }
     }
 
@@ -389,6 +431,10 @@ impl Connection {
             }
         };
         let xid = header.xid;
+        if !self.core.flood.charge(self.session_id) {
+            warn!(peer = %self.peer, session = format_args!("{:#x}", self.session_id), "zk port: cutting off a flooding session");
+            return Err(ConnEnd::Flood);
+        }
         self.arrivals.push_back(Instant::now());
         if !self.core.touch(self.session_id) {
             // The session expired or was closed under us: tell the client, then close.
@@ -415,49 +461,54 @@ impl Connection {
                 self.drain().await?;
             }
             Action::Do(Decoded::Write(op)) => {
-                let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting {
-                    xid,
-                    shape,
-                    close_after: false,
-                });
-                self.core.submit(self.session_id, xid, op, completion);
+                let auth = self.auth.ids();
+                self.submit_or_hold(xid, shape, Submit::Write(op, auth));
+            }
+            Action::Do(Decoded::Auth { scheme, auth }) => {
+                // Effective at once for every later request, answered in request order;
+                // a refused auth closes the connection after its answer (ZooKeeper's).
+                match self.auth.authenticate(
+                    &scheme,
+                    &auth,
+                    self.peer.ip(),
+                    self.core.config().super_digest.as_deref(),
+                ) {
+                    Ok(()) => {
+                        self.core.set_conn_auth(self.conn_id, self.auth.ids());
+                        self.push_ready(xid, shape, Outcome::Ok(Reply::Empty));
+                    }
+                    Err(code) => {
+                        info!(peer = %self.peer, %scheme, "zk port: auth failed, closing the connection");
+                        self.pending.push_back(Slot::Done {
+                            xid,
+                            shape,
+                            outcome: Outcome::Err(code),
+                            close_after: true,
+                        });
+                        self.closing = true;
+                    }
+                }
+                self.drain().await?;
             }
             Action::Do(Decoded::Close) => {
-                let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting {
-                    xid,
-                    shape,
-                    close_after: true,
-                });
                 self.closing = true;
-                self.core.submit(
-                    self.session_id,
-                    xid,
-                    crate::request::WriteOp::CloseSession,
-                    completion,
-                );
+                let auth = self.auth.ids();
+                self.submit_or_hold(xid, shape, Submit::Close(auth));
             }
-            Action::Do(Decoded::Sync(path)) => {
-                let completion = self.next_completion();
-                self.pending.push_back(Slot::Waiting {
-                    xid,
-                    shape,
-                    close_after: false,
-                });
-                self.core.sync(path, completion);
-            }
+            Action::Do(Decoded::Sync(path)) => self.submit_or_hold(xid, shape, Submit::Sync(path)),
             action => {
                 if self.pending.is_empty() {
-                    let (outcome, close) = self.execute(action);
+                    let outcome = self.execute(action, &self.auth.ids());
                     self.respond(xid, &shape, outcome).await?;
-                    if close {
-                        self.writer.flush().await?;
-                        return Err(ConnEnd::AuthFailed);
-                    }
                 } else {
-                    self.pending
-                        .push_back(Slot::Deferred { xid, shape, action });
+                    let auth = self.auth.ids();
+                    self.pending.push_back(Slot::Deferred {
+                        xid,
+                        shape,
+                        action,
+                        auth,
+                    });
+                    self.deferred_reads += 1;
                 }
             }
         }
@@ -467,10 +518,59 @@ impl Connection {
         Ok(())
     }
 
-    fn next_completion(&self) -> Completion {
-        Completion {
-            tx: self.done_tx.clone(),
-            seq: self.base_seq + self.pending.len() as u64,
+    /// Submits a write-like request now, or holds it behind a deferred read.
+    fn submit_or_hold(&mut self, xid: i32, shape: Shape, submit: Submit) {
+        if self.deferred_reads > 0 {
+            self.pending.push_back(Slot::Held { xid, shape, submit });
+        } else {
+            let seq = self.base_seq + self.pending.len() as u64;
+            let slot = self.submit(xid, shape, submit, seq);
+            self.pending.push_back(slot);
+        }
+    }
+
+    fn submit(&mut self, xid: i32, shape: Shape, submit: Submit, seq: u64) -> Slot {
+        let completion = Completion::new(self.done_tx.clone(), seq);
+        let close_after = matches!(submit, Submit::Close(_));
+        match submit {
+            Submit::Write(op, auth) => self.core.submit(self.session_id, xid, op, auth, completion),
+            Submit::Close(auth) => self.core.submit(
+                self.session_id,
+                xid,
+                crate::request::WriteOp::CloseSession,
+                auth,
+                completion,
+            ),
+            Submit::Sync(path) => self.core.sync(path, completion),
+        }
+        Slot::Waiting {
+            xid,
+            shape,
+            close_after,
+        }
+    }
+
+    /// Submits the held slots no deferred read precedes any more.
+    fn release_held(&mut self) {
+        for i in 0..self.pending.len() {
+            match &self.pending[i] {
+                Slot::Deferred { .. } => return,
+                Slot::Held { .. } => {
+                    let seq = self.base_seq + i as u64;
+                    let placeholder = Slot::Waiting {
+                        xid: 0,
+                        shape: Shape::Empty,
+                        close_after: false,
+                    };
+                    let Slot::Held { xid, shape, submit } =
+                        std::mem::replace(&mut self.pending[i], placeholder)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.pending[i] = self.submit(xid, shape, submit, seq);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -511,7 +611,10 @@ impl Connection {
         loop {
             match self.pending.front() {
                 Some(Slot::Done { .. }) | Some(Slot::Deferred { .. }) => {}
-                _ => return Ok(()),
+                _ => {
+                    self.release_held();
+                    return Ok(());
+                }
             }
             let slot = self.pending.pop_front().expect("front checked above");
             self.base_seq += 1;
@@ -528,70 +631,56 @@ impl Connection {
                         return Err(ConnEnd::Closed);
                     }
                 }
-                Slot::Deferred { xid, shape, action } => {
-                    let (outcome, close) = self.execute(action);
+                Slot::Deferred {
+                    xid,
+                    shape,
+                    action,
+                    auth,
+                } => {
+                    self.deferred_reads -= 1;
+                    let outcome = self.execute(action, &auth);
                     self.respond(xid, &shape, outcome).await?;
-                    if close {
-                        self.writer.flush().await?;
-                        return Err(ConnEnd::AuthFailed);
-                    }
                 }
-                Slot::Waiting { .. } => unreachable!("front checked above"),
+                Slot::Waiting { .. } | Slot::Held { .. } => unreachable!("front checked above"),
             }
         }
     }
 
-    /// Executes a read-like request against the local state. The flag asks to close the
-    /// connection after answering (a failed auth).
-    fn execute(&mut self, action: Action) -> (Outcome, bool) {
+    /// Executes a read-like request against the local state, as `auth`.
+    fn execute(&mut self, action: Action, auth: &[AuthId]) -> Outcome {
         let core = &self.core;
-        let outcome = match action {
+        match action {
             Action::Fail(code) => Outcome::Err(code),
             Action::GetEphemerals(prefix) => core.get_ephemerals(self.session_id, &prefix),
-            Action::Do(Decoded::Read(op)) => core.read(self.conn_id, &op),
+            Action::Do(Decoded::Read(op)) => core.read(self.conn_id, &op, auth),
             Action::Do(Decoded::Ping) => Outcome::Ok(Reply::Empty),
             Action::Do(Decoded::ServerState) => {
                 Outcome::Ok(Reply::ServerState(core.server_state()))
             }
             Action::Do(Decoded::AddWatch { path, recursive }) => {
-                core.add_watch(self.conn_id, &path, recursive);
-                Outcome::Ok(Reply::Empty)
+                core.add_watch(self.conn_id, &path, recursive)
             }
+            // Native-protocol only; ZooKeeper's protocol has no such request.
+            Action::Do(Decoded::AddWatchFrom(_)) => Outcome::Err(ErrorCode::Unimplemented),
             Action::Do(Decoded::RemoveWatches { path, kind }) => {
                 core.remove_watches(self.conn_id, &path, kind, true)
             }
             Action::Do(Decoded::CheckWatches { path, kind }) => {
                 core.remove_watches(self.conn_id, &path, kind, false)
             }
-            Action::Do(Decoded::SetWatches(req)) => {
-                core.set_watches(self.conn_id, &req);
-                Outcome::Ok(Reply::Empty)
+            Action::Do(Decoded::SetWatches(req)) => core.set_watches(self.conn_id, &req),
+            Action::Do(Decoded::WhoAmI) => Outcome::Ok(Reply::WhoAmI(crate::auth::who_am_i(auth))),
+            Action::Do(
+                Decoded::Write(_) | Decoded::Close | Decoded::Sync(_) | Decoded::Auth { .. },
+            ) => {
+                unreachable!("writes and auth are handled on receipt, never deferred")
             }
-            Action::Do(Decoded::Auth { scheme, auth }) => match digest_user(&scheme, &auth) {
-                Some(user) => {
-                    self.auth.push((scheme, user));
-                    Outcome::Ok(Reply::Empty)
-                }
-                None => {
-                    info!(peer = %self.peer, %scheme, "zk port: auth failed, closing the connection");
-                    return (Outcome::Err(ErrorCode::AuthFailed), true);
-                }
-            },
-            Action::Do(Decoded::WhoAmI) => {
-                let mut ids = vec![("ip".to_string(), self.peer.ip().to_string())];
-                ids.extend(self.auth.iter().cloned());
-                Outcome::Ok(Reply::WhoAmI(ids))
-            }
-            Action::Do(Decoded::Write(_) | Decoded::Close | Decoded::Sync(_)) => {
-                unreachable!("writes are submitted, never executed in place")
-            }
-        };
-        (outcome, false)
+        }
     }
 
     /// Writes a reply after every notification already queued for this connection.
     async fn respond(&mut self, xid: i32, shape: &Shape, outcome: Outcome) -> Result<(), ConnEnd> {
-        while let Ok(out) = self.outbox.try_recv() {
+        while let Some(out) = self.outbox.try_recv() {
             match out {
                 Outgoing::Event(e) => {
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -617,31 +706,5 @@ impl Connection {
             .feed(jute::encode_response(ReplyHeader { xid, zxid, err }, &body))
             .await?;
         Ok(())
-    }
-}
-
-/// The user of a `digest` auth (`user:password`); other schemes are not supported and fail,
-/// as they do on a ZooKeeper without their provider.
-fn digest_user(scheme: &str, auth: &[u8]) -> Option<String> {
-    if scheme != "digest" {
-        return None;
-    }
-    let text = std::str::from_utf8(auth).ok()?;
-    let (user, _) = text.split_once(':')?;
-    (!user.is_empty()).then(|| user.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digest_auth_needs_user_and_password() {
-        assert_eq!(digest_user("digest", b"alice:secret"), Some("alice".into()));
-        assert_eq!(digest_user("digest", b"alice:"), Some("alice".into()));
-        assert_eq!(digest_user("digest", b":secret"), None);
-        assert_eq!(digest_user("digest", b"nocolon"), None);
-        assert_eq!(digest_user("digest", &[0xff, b':']), None);
-        assert_eq!(digest_user("kerberos", b"a:b"), None);
     }
 }
