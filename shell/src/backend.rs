@@ -4,6 +4,7 @@
 //! so they are tested against an in-memory tree in unit tests, and the client library's
 //! API touches the shell in one file only (`client_backend.rs`).
 
+use crate::acl::AclEntry;
 use crate::command::Mode;
 use crate::error::OpError;
 use zabkeeper_proto::wire::Stat;
@@ -40,5 +41,13 @@ pub trait Backend {
     async fn sync(&self, path: &str) -> Result<(), OpError>;
     async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>, OpError>;
     async fn who_am_i(&self) -> Result<Vec<(String, String)>, OpError>;
+    async fn get_acl(&self, path: &str) -> Result<(Vec<AclEntry>, Stat), OpError>;
+    async fn set_acl(
+        &self,
+        path: &str,
+        acl: &[AclEntry],
+        version: Option<i32>,
+    ) -> Result<Stat, OpError>;
+    async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), OpError>;
     fn session(&self) -> SessionInfo;
 }

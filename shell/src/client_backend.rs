@@ -1,11 +1,12 @@
 //! [`Backend`] over the async client, the only place the shell uses its API.
 
+use crate::acl::AclEntry;
 use crate::backend::{Backend, SessionInfo};
 use crate::command::Mode;
 use crate::error::{OpError, ShellError};
 use std::time::Duration;
 use zabkeeper_client::{
-    AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, Op, OpResult,
+    Acl, AddWatchMode, Client, ConnectOptions, CreateMode, CreateOptions, Error, Op, OpResult,
     SessionState, WatchedEvent, WatcherType,
 };
 use zabkeeper_proto::wire;
@@ -131,6 +132,44 @@ impl Backend for ClientBackend {
     }
     async fn who_am_i(&self) -> Result<Vec<(String, String)>, OpError> {
         self.client.who_am_i().await.map_err(op)
+    }
+    async fn get_acl(&self, path: &str) -> Result<(Vec<AclEntry>, wire::Stat), OpError> {
+        let (list, s) = self.client.get_acl(path).await.map_err(op)?;
+        let list = list
+            .into_iter()
+            .map(|a| AclEntry {
+                perms: a.perms,
+                scheme: a.scheme,
+                id: a.id,
+            })
+            .collect();
+        Ok((list, stat(s)))
+    }
+    async fn set_acl(
+        &self,
+        path: &str,
+        acl: &[AclEntry],
+        version: Option<i32>,
+    ) -> Result<wire::Stat, OpError> {
+        let list: Vec<Acl> = acl
+            .iter()
+            .map(|a| Acl {
+                perms: a.perms,
+                scheme: a.scheme.clone(),
+                id: a.id.clone(),
+            })
+            .collect();
+        self.client
+            .set_acl(path, &list, version)
+            .await
+            .map(stat)
+            .map_err(op)
+    }
+    async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), OpError> {
+        self.client
+            .add_auth(scheme, auth.to_vec())
+            .await
+            .map_err(op)
     }
     fn session(&self) -> SessionInfo {
         SessionInfo {

@@ -7,8 +7,10 @@
 //! (`-v3`), and `--` ends the flags (so `set -- /a -1` stores `-1`). A quoted word is
 //! never a flag.
 
+use crate::acl::{parse_acl, AclEntry};
 use crate::data::DataArg;
 use crate::error::ShellError;
+use crate::quota;
 use crate::script::{RawCommand, Word};
 use zabkeeper_proto::path;
 
@@ -79,6 +81,35 @@ pub enum Command {
     GetEphemerals {
         prefix: String,
     },
+    GetAcl {
+        path: String,
+        stat: bool,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
+        version: Option<i32>,
+        stat: bool,
+        recursive: bool,
+    },
+    AddAuth {
+        scheme: String,
+        auth: String,
+    },
+    /// Limits to set: (StatsTrack key, value); soft `count`/`bytes`, hard
+    /// `countHardLimit`/`byteHardLimit`.
+    SetQuota {
+        path: String,
+        limits: Vec<(&'static str, i64)>,
+    },
+    ListQuota {
+        path: String,
+    },
+    /// `keys` empty: remove the quota; else reset those limits to -1.
+    DelQuota {
+        path: String,
+        keys: Vec<&'static str>,
+    },
     WhoAmI,
     Session,
     Help {
@@ -101,6 +132,12 @@ impl Command {
             Command::Tree { .. } => "tree",
             Command::Exists { .. } => "exists",
             Command::GetEphemerals { .. } => "getEphemerals",
+            Command::GetAcl { .. } => "getAcl",
+            Command::SetAcl { .. } => "setAcl",
+            Command::AddAuth { .. } => "addauth",
+            Command::SetQuota { .. } => "setquota",
+            Command::ListQuota { .. } => "listquota",
+            Command::DelQuota { .. } => "delquota",
             Command::WhoAmI => "whoami",
             Command::Session => "session",
             Command::Help { .. } => "help",
@@ -126,6 +163,12 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("tree", "tree PATH", "draw PATH and all its descendants as a tree"),
     ("exists", "exists PATH", "print true or false (succeeds either way)"),
     ("getEphemerals", "getEphemerals [PATH]", "list this session's ephemeral nodes (under PATH when given)"),
+    ("getAcl", "getAcl [-s] PATH", "print a node's ACL, each entry as 'scheme,'id then : perms (-s: and its stat); also getacl"),
+    ("setAcl", "setAcl [-s] [-v VERSION] [-R] PATH ACL", "replace a node's ACL, ACL being scheme:id:perms[,...] with perms letters of crwda (-v: only at that ACL version, -R: the whole subtree, -s: print the stat); also setacl"),
+    ("addauth", "addauth SCHEME AUTH", "add an identity to the session, e.g. addauth digest user:password (kept across reconnects)"),
+    ("setquota", "setquota -n|-b|-N|-B VAL PATH", "set a quota on the subtree at PATH: -n node count, -b bytes (soft: logged by the server), -N, -B the same as hard limits (refused with QuotaExceeded); flags combine"),
+    ("listquota", "listquota PATH", "print the quota limits on PATH and the subtree's current usage"),
+    ("delquota", "delquota [-n|-b|-N|-B] PATH", "remove the quota on PATH, or only the limits named by the flags"),
     ("whoami", "whoami", "print this session's authenticated identities"),
     ("session", "session", "print the session id, timeout, server and last zxid seen"),
     ("help", "help [CMD]", "list commands, or describe one"),
@@ -193,6 +236,11 @@ pub fn parse(raw: &RawCommand) -> Result<Command, ShellError> {
         "get" => &[('s', false)],
         "set" | "delete" => &[('v', true)],
         "ls" => &[('s', false), ('R', false)],
+        "getAcl" | "getacl" => &[('s', false)],
+        "setAcl" | "setacl" => &[('s', false), ('v', true), ('R', false)],
+        "addauth" | "listquota" => &[],
+        "setquota" => &[('n', true), ('b', true), ('N', true), ('B', true)],
+        "delquota" => &[('n', false), ('b', false), ('N', false), ('B', false)],
         "watch" | "multi" | "connect" | "close" | "quit" => {
             return Err(ShellError::Usage(format!(
                 "{name}: only in the interactive shell"
@@ -340,6 +388,71 @@ pub fn parse(raw: &RawCommand) -> Result<Command, ShellError> {
                 },
             }
         }
+        "getAcl" | "getacl" => {
+            arity(1, 1)?;
+            Command::GetAcl {
+                path: path_at(0, false)?,
+                stat: has('s'),
+            }
+        }
+        "setAcl" | "setacl" => {
+            arity(2, 2)?;
+            if has('s') && has('R') {
+                return Err(usage("-s cannot be combined with -R"));
+            }
+            Command::SetAcl {
+                path: path_at(0, false)?,
+                acl: parse_acl(&pos[1].text).map_err(|m| usage(&m))?,
+                version: version()?,
+                stat: has('s'),
+                recursive: has('R'),
+            }
+        }
+        "addauth" => {
+            arity(2, 2)?;
+            Command::AddAuth {
+                scheme: pos[0].text.clone(),
+                auth: pos[1].text.clone(),
+            }
+        }
+        "setquota" => {
+            arity(1, 1)?;
+            let mut limits = Vec::new();
+            for (flag, key) in QUOTA_FLAGS {
+                if let Some(v) = value(flag) {
+                    let n = v
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| usage(&format!("bad value for -{flag}: {v}")))?;
+                    limits.push((key, n));
+                }
+            }
+            if limits.is_empty() {
+                return Err(usage("one of -n, -b, -N, -B is required"));
+            }
+            Command::SetQuota {
+                path: path_at(0, false)?,
+                limits,
+            }
+        }
+        "listquota" => {
+            arity(1, 1)?;
+            Command::ListQuota {
+                path: path_at(0, false)?,
+            }
+        }
+        "delquota" => {
+            arity(1, 1)?;
+            Command::DelQuota {
+                path: path_at(0, false)?,
+                keys: QUOTA_FLAGS
+                    .iter()
+                    .filter(|(f, _)| has(*f))
+                    .map(|(_, k)| *k)
+                    .collect(),
+            }
+        }
         "whoami" => {
             arity(0, 0)?;
             Command::WhoAmI
@@ -359,6 +472,14 @@ pub fn parse(raw: &RawCommand) -> Result<Command, ShellError> {
         _ => unreachable!("names are checked above"),
     })
 }
+
+/// zkCli's quota flags and the StatsTrack keys they set.
+const QUOTA_FLAGS: [(char, &str); 4] = [
+    ('n', quota::COUNT),
+    ('b', quota::BYTES),
+    ('N', quota::COUNT_HARD),
+    ('B', quota::BYTES_HARD),
+];
 
 type Flags = Vec<(char, Option<String>)>;
 

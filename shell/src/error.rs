@@ -95,6 +95,7 @@ fn op_message(err: &OpError, path: &str) -> String {
         ErrorCode::NoChildrenForEphemerals => format!("Ephemerals cannot have children: {path}"),
         ErrorCode::NoAuth => format!("Insufficient permission : {path}"),
         ErrorCode::InvalidAcl => format!("Acl is not valid : {path}"),
+        ErrorCode::QuotaExceeded => format!("Quota has exceeded : {path}"),
         other => format!("{other}: {path}"),
     };
     if err.detail.is_empty() {

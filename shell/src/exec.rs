@@ -11,11 +11,13 @@
 //! * `deleteall` lists the subtree breadth first and deletes it deepest first; a
 //!   descendant that vanished meanwhile is not an error, and `/` itself is never deleted.
 
+use crate::acl::{entry_text, perm_string, AclEntry};
 use crate::backend::Backend;
-use crate::command::{help_text, Command};
+use crate::command::{help_text, Command, Mode};
 use crate::data::to_hex;
 use crate::error::{OpError, ShellError};
 use crate::format::{escape_data, stat_json, stat_text};
+use crate::quota;
 use serde_json::{json, Map, Value};
 use zabkeeper_proto::{path, ErrorCode};
 
@@ -170,6 +172,90 @@ pub async fn execute<B: Backend>(b: &B, cmd: &Command) -> Result<Output, ShellEr
             let text: String = paths.iter().map(|p| format!("{p}\n")).collect();
             Output::new(text, json!({ "prefix": prefix, "paths": paths }))
         }
+        Command::GetAcl { path, stat } => {
+            let (list, s) = b.get_acl(path).await.map_err(on(path))?;
+            let mut text: String = list.iter().map(entry_text).collect();
+            let mut j = json!({ "path": path, "acl": acl_json(&list) });
+            if *stat {
+                text.push_str(&stat_text(&s));
+                j["stat"] = stat_json(&s);
+            }
+            Output::new(text, j)
+        }
+        Command::SetAcl {
+            path,
+            acl,
+            version,
+            stat,
+            recursive,
+        } => {
+            if *recursive {
+                // zkCli's -R: the node, then every descendant, each at any version
+                // unless -v was given (which then applies to every node, as in zkCli).
+                let all = subtree_bfs(b, path).await?;
+                for p in &all {
+                    match b.set_acl(p, acl, *version).await {
+                        Ok(_) => {}
+                        Err(e) if e.code == ErrorCode::NoNode && p != path => {}
+                        Err(e) => return Err(ShellError::op(p, e)),
+                    }
+                }
+                Output::new(
+                    String::new(),
+                    json!({ "path": path, "acl": acl_json(acl), "paths": all }),
+                )
+            } else {
+                let s = b.set_acl(path, acl, *version).await.map_err(on(path))?;
+                let text = if *stat { stat_text(&s) } else { String::new() };
+                Output::new(
+                    text,
+                    json!({ "path": path, "acl": acl_json(acl), "stat": stat_json(&s) }),
+                )
+            }
+        }
+        Command::AddAuth { scheme, auth } => {
+            b.add_auth(scheme, auth.as_bytes()).await.map_err(on(""))?;
+            Output::new(String::new(), json!({ "scheme": scheme }))
+        }
+        Command::SetQuota { path, limits } => set_quota(b, path, limits).await?,
+        Command::ListQuota { path } => {
+            let dir = quota::quota_dir(path);
+            let limits_path = format!("{dir}/{}", quota::LIMITS);
+            let (limits, _) = b.get_data(&limits_path).await.map_err(|e| {
+                if e.code == ErrorCode::NoNode {
+                    ShellError::Usage(format!("quota for {path} does not exist."))
+                } else {
+                    ShellError::op(&limits_path, e)
+                }
+            })?;
+            let limits = quota::StatsTrack::parse(&limits);
+            let stats_path = format!("{dir}/{}", quota::STATS);
+            let stats = match b.get_data(&stats_path).await {
+                Ok((d, _)) => Some(quota::StatsTrack::parse(&d)),
+                Err(e) if e.code == ErrorCode::NoNode => None,
+                Err(e) => return Err(ShellError::op(&stats_path, e)),
+            };
+            let mut text = format!(
+                "absolute path is {limits_path}\nOutput quota for {path} {}\n",
+                limits.text()
+            );
+            let mut j = json!({
+                "path": path,
+                "limits": {
+                    "count": limits.get(quota::COUNT),
+                    "bytes": limits.get(quota::BYTES),
+                    "count_hard": limits.get(quota::COUNT_HARD),
+                    "bytes_hard": limits.get(quota::BYTES_HARD),
+                },
+            });
+            if let Some(st) = stats {
+                text.push_str(&format!("Output stat for {path} {}\n", st.text()));
+                j["usage"] =
+                    json!({ "count": st.get(quota::COUNT), "bytes": st.get(quota::BYTES) });
+            }
+            Output::new(text, j)
+        }
+        Command::DelQuota { path, keys } => del_quota(b, path, keys).await?,
         Command::WhoAmI => {
             let ids = b.who_am_i().await.map_err(on(""))?;
             let text: String = ids.iter().map(|(s, u)| format!("{s}: {u}\n")).collect();
@@ -195,6 +281,167 @@ pub async fn execute<B: Backend>(b: &B, cmd: &Command) -> Result<Output, ShellEr
         }
         Command::Help { .. } => unreachable!("handled by execute_local"),
     })
+}
+
+/// zkCli's `setquota`: the node must exist and neither an ancestor nor a descendant may
+/// have a quota already; then the `/zookeeper/quota/<path>` nodes, the limits (merged
+/// into existing ones) and, for a new quota, the stats node the server fills in.
+async fn set_quota<B: Backend>(
+    b: &B,
+    path: &str,
+    limits: &[(&'static str, i64)],
+) -> Result<Output, ShellError> {
+    if path == quota::QUOTA_ROOT || path.starts_with(&format!("{}/", quota::QUOTA_ROOT)) {
+        return Err(ShellError::Usage(format!(
+            "cannot set a quota under the path of {}",
+            quota::QUOTA_ROOT
+        )));
+    }
+    if path == "/" {
+        return Err(ShellError::Usage("cannot set a quota on /".into()));
+    }
+    if b.exists(path).await.map_err(on(path))?.is_none() {
+        return Err(ShellError::op(path, OpError::new(ErrorCode::NoNode)));
+    }
+    let limits_of = |p: &str| format!("{}/{}", quota::quota_dir(p), quota::LIMITS);
+    let mut ancestor = path::parent(path);
+    while ancestor != "/" {
+        if b.exists(&limits_of(ancestor))
+            .await
+            .map_err(on(ancestor))?
+            .is_some()
+        {
+            return Err(ShellError::Usage(format!(
+                "{path} has a parent {ancestor} which has a quota"
+            )));
+        }
+        ancestor = path::parent(ancestor);
+    }
+    let dir = quota::quota_dir(path);
+    if b.exists(&dir).await.map_err(on(&dir))?.is_some() {
+        for p in subtree_bfs(b, &dir).await? {
+            if path::name(&p) == quota::LIMITS && path::parent(&p) != dir {
+                let child = &path::parent(&p)[quota::QUOTA_ROOT.len()..];
+                return Err(ShellError::Usage(format!(
+                    "{path} has a child {child} which has a quota"
+                )));
+            }
+        }
+    }
+    // The quota directory, one level at a time (some may exist already).
+    let mut at = quota::QUOTA_ROOT.to_string();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at = format!("{at}/{part}");
+        match b.create(&at, Vec::new(), Mode::Persistent, None).await {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::NodeExists => {}
+            Err(e) => return Err(ShellError::op(&at, e)),
+        }
+    }
+    let limits_path = limits_of(path);
+    let (mut track, existed) = match b.get_data(&limits_path).await {
+        Ok((d, _)) => (quota::StatsTrack::parse(&d), true),
+        Err(e) if e.code == ErrorCode::NoNode => {
+            let mut t = quota::StatsTrack::default();
+            t.set(quota::COUNT, -1);
+            t.set(quota::BYTES, -1);
+            (t, false)
+        }
+        Err(e) => return Err(ShellError::op(&limits_path, e)),
+    };
+    for (key, v) in limits {
+        track.set(key, *v);
+    }
+    let data = track.text().into_bytes();
+    if existed {
+        b.set_data(&limits_path, data, None)
+            .await
+            .map_err(on(&limits_path))?;
+    } else {
+        b.create(&limits_path, data, Mode::Persistent, None)
+            .await
+            .map_err(on(&limits_path))?;
+        let stats_path = format!("{dir}/{}", quota::STATS);
+        match b
+            .create(
+                &stats_path,
+                b"count=0,bytes=0".to_vec(),
+                Mode::Persistent,
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code == ErrorCode::NodeExists => {}
+            Err(e) => return Err(ShellError::op(&stats_path, e)),
+        }
+    }
+    Ok(Output::new(
+        String::new(),
+        json!({ "path": path, "limits": track.text() }),
+    ))
+}
+
+/// zkCli's `delquota`: without flags the limits and stats nodes go, and the quota
+/// directories left empty above them; with flags those limits are reset to -1.
+async fn del_quota<B: Backend>(
+    b: &B,
+    path: &str,
+    keys: &[&'static str],
+) -> Result<Output, ShellError> {
+    let dir = quota::quota_dir(path);
+    let limits_path = format!("{dir}/{}", quota::LIMITS);
+    let (data, _) = b.get_data(&limits_path).await.map_err(|e| {
+        if e.code == ErrorCode::NoNode {
+            ShellError::Usage(format!("quota for {path} does not exist."))
+        } else {
+            ShellError::op(&limits_path, e)
+        }
+    })?;
+    if !keys.is_empty() {
+        let mut track = quota::StatsTrack::parse(&data);
+        for key in keys {
+            track.set(key, -1);
+        }
+        b.set_data(&limits_path, track.text().into_bytes(), None)
+            .await
+            .map_err(on(&limits_path))?;
+        return Ok(Output::new(
+            String::new(),
+            json!({ "path": path, "limits": track.text() }),
+        ));
+    }
+    for node in [quota::LIMITS, quota::STATS] {
+        let p = format!("{dir}/{node}");
+        match b.delete(&p, None).await {
+            Ok(()) => {}
+            Err(e) if e.code == ErrorCode::NoNode => {}
+            Err(e) => return Err(ShellError::op(&p, e)),
+        }
+    }
+    // Trim the quota directories that are now empty (zkCli's trimProcQuotas).
+    let mut at = dir;
+    while at != quota::QUOTA_ROOT {
+        match b.get_children(&at).await {
+            Ok(c) if c.is_empty() => {
+                if b.delete(&at, None).await.is_err() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+        at = path::parent(&at).to_string();
+    }
+    Ok(Output::new(
+        String::new(),
+        json!({ "path": path, "removed": true }),
+    ))
+}
+
+fn acl_json(list: &[AclEntry]) -> Vec<Value> {
+    list.iter()
+        .map(|a| json!({ "scheme": a.scheme, "id": a.id, "perms": perm_string(a.perms) }))
+        .collect()
 }
 
 /// The node and all its descendants, breadth first, children sorted.
@@ -289,6 +536,9 @@ pub(crate) mod fake {
     #[derive(Default)]
     pub struct FakeTree {
         nodes: RefCell<BTreeMap<String, (Vec<u8>, Stat)>>,
+        /// ACLs set by set_acl (others are world:anyone:cdrwa); not enforced.
+        acls: RefCell<BTreeMap<String, Vec<AclEntry>>>,
+        auths: RefCell<Vec<(String, Vec<u8>)>>,
         zxid: RefCell<i64>,
     }
 
@@ -429,7 +679,55 @@ pub(crate) mod fake {
                 .collect())
         }
         async fn who_am_i(&self) -> Result<Vec<(String, String)>, OpError> {
-            Ok(vec![("ip".into(), "127.0.0.1".into())])
+            let mut ids = vec![("ip".to_string(), "127.0.0.1".to_string())];
+            for (scheme, auth) in self.auths.borrow().iter() {
+                let text = String::from_utf8_lossy(auth);
+                ids.push((scheme.clone(), text.split(':').next().unwrap_or("").into()));
+            }
+            Ok(ids)
+        }
+        async fn get_acl(&self, p: &str) -> Result<(Vec<AclEntry>, Stat), OpError> {
+            let s = self
+                .nodes
+                .borrow()
+                .get(p)
+                .map(|n| n.1)
+                .ok_or(err(ErrorCode::NoNode))?;
+            let list = self.acls.borrow().get(p).cloned().unwrap_or_else(|| {
+                vec![AclEntry {
+                    perms: 31,
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                }]
+            });
+            Ok((list, s))
+        }
+        async fn set_acl(
+            &self,
+            p: &str,
+            acl: &[AclEntry],
+            version: Option<i32>,
+        ) -> Result<Stat, OpError> {
+            let mut nodes = self.nodes.borrow_mut();
+            let s = &mut nodes.get_mut(p).ok_or(err(ErrorCode::NoNode))?.1;
+            if version.is_some_and(|v| v != -1 && v != s.aversion) {
+                return Err(err(ErrorCode::BadVersion));
+            }
+            if acl.is_empty() {
+                return Err(err(ErrorCode::InvalidAcl));
+            }
+            s.aversion += 1;
+            self.acls.borrow_mut().insert(p.to_string(), acl.to_vec());
+            Ok(*s)
+        }
+        async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), OpError> {
+            if scheme != "digest" && scheme != "ip" {
+                return Err(err(ErrorCode::AuthFailed));
+            }
+            self.auths
+                .borrow_mut()
+                .push((scheme.to_string(), auth.to_vec()));
+            Ok(())
         }
         fn session(&self) -> SessionInfo {
             SessionInfo {
@@ -464,6 +762,42 @@ mod tests {
 
     fn text(t: &FakeTree, src: &str) -> String {
         run(t, src).unwrap_or_else(|e| panic!("{src}: {e}")).text
+    }
+
+    #[test]
+    fn acl_commands_print_and_set_like_zkcli() {
+        let t = FakeTree::new();
+        text(&t, "create /a x");
+        text(&t, "create /a/b y");
+        assert_eq!(text(&t, "getAcl /a"), "'world,'anyone\n: cdrwa\n");
+        assert_eq!(text(&t, "setAcl /a digest:bob:h=:rw,ip:10.0.0.0/8:r"), "");
+        assert_eq!(
+            text(&t, "getacl /a"),
+            "'digest,'bob:h=\n: rw\n'ip,'10.0.0.0/8\n: r\n"
+        );
+        let out = run(&t, "getAcl -s /a").unwrap();
+        assert!(out.text.contains("aclVersion = 1"), "{}", out.text);
+        assert_eq!(out.json["acl"][0]["perms"], "rw");
+        // -v checks the ACL version; -R covers the subtree.
+        let e = run(&t, "setAcl -v 0 /a world:anyone:r").unwrap_err();
+        assert!(e.to_string().contains("version No is not valid"), "{e}");
+        text(&t, "setAcl -R /a world:anyone:ra");
+        assert_eq!(text(&t, "getAcl /a/b"), "'world,'anyone\n: ra\n");
+        assert!(text(&t, "setAcl -s -v 2 /a world:anyone:cdrwa").contains("aclVersion = 3"));
+        // addauth shows in whoami; a refused scheme is an error.
+        text(&t, "addauth digest bob:pw");
+        assert_eq!(text(&t, "whoami"), "ip: 127.0.0.1\ndigest: bob\n");
+        assert!(run(&t, "addauth kerberos x").is_err());
+        // Bad ACL syntax is a usage error before anything is sent.
+        for bad in [
+            "setAcl /a world:anyone",
+            "setAcl /a world:anyone:rz",
+            "setAcl -s -R /a world:anyone:r",
+            "addauth digest",
+        ] {
+            let cmd = parse(&split(bad).unwrap()[0]);
+            assert!(matches!(cmd, Err(ShellError::Usage(_))), "{bad}: {cmd:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Output follows zkCli where zkCli has a format (`stat`), and is otherwise plain and
 //! script-friendly; `exec.rs` lists the differences.
 
+pub mod acl;
 pub mod backend;
 pub mod client_backend;
 pub mod command;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod format;
+pub mod quota;
 pub mod repl;
 pub mod runner;
 pub mod script;

@@ -82,6 +82,8 @@ impl Server {
                 &port.to_string(),
                 "--zk-port",
                 "0",
+                "--admin-port",
+                "0",
                 "--tick-ms",
                 "100",
                 "--data-dir",

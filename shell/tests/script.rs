@@ -49,7 +49,15 @@ impl Server {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(server_binary())
-            .args(["--port", &port.to_string(), "--zk-port", "0", "--data-dir"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--zk-port",
+                "0",
+                "--admin-port",
+                "0",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -409,4 +417,117 @@ fn help_works_without_a_server_and_connection_failure_is_status_3() {
     let r = shell(&dead, &["--timeout", "2000"], Some("ls /"), None);
     assert_eq!(r.status, 3, "stdout {} stderr {}", r.stdout, r.stderr);
     assert!(r.stderr.starts_with("Connection failed:"), "{}", r.stderr);
+}
+
+#[test]
+fn acls_are_set_shown_and_enforced_across_sessions() {
+    let s = Server::start();
+    // The owner: addauth, a node only bob may touch, its ACL printed as zkCli does.
+    let r = s.sh(
+        &[],
+        "addauth digest bob:secret; create /sec data; setAcl /sec auth::cdrwa; getAcl /sec; get /sec; whoami",
+    );
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "/sec\n'digest,'bob:fyVmFCwVbTJYrznoSu1koqYEYF0=\n: cdrwa\ndata\nip: 127.0.0.1\ndigest: bob\n"
+    );
+    // Another session without the digest is refused, in zkCli's words.
+    let r = s.sh(&[], "get /sec");
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("Insufficient permission : /sec"),
+        "{}",
+        r.stderr
+    );
+    let r = s.sh(&[], "getAcl /sec");
+    assert_eq!(r.status, 1, "{}", r.stdout);
+    // With it, everything; setAcl -v checks the ACL version, -s prints the stat.
+    let r = s.sh(
+        &[],
+        "addauth digest bob:secret; setAcl -s -v 1 /sec world:anyone:r,digest:bob:fyVmFCwVbTJYrznoSu1koqYEYF0=:cdrwa",
+    );
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(stat_field(&r.stdout, "aclVersion"), "2");
+    let r = s.sh(&[], "setAcl -v 1 /sec world:anyone:r");
+    assert_eq!(r.status, 1);
+    // READ without ADMIN: the digest hash is hidden.
+    let r = s.sh(&[], "get /sec; getAcl /sec");
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "data\n'world,'anyone\n: r\n'digest,'bob:x\n: cdrwa\n"
+    );
+    // An ACL the server refuses, and one the shell cannot parse.
+    let r = s.sh(&[], "create /n; setAcl /n world:someone:r");
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("Acl is not valid : /n"), "{}", r.stderr);
+    let r = s.sh(&[], "setAcl /n world:anyone:rq");
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown perm type: q"), "{}", r.stderr);
+}
+
+#[test]
+fn quotas_are_set_listed_enforced_and_removed() {
+    let s = Server::start();
+    let r = s.sh(
+        &[],
+        "create /q 12345; create /q/a ab; setquota -N 4 -B 20 /q; listquota /q",
+    );
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "absolute path is /zookeeper/quota/q/zookeeper_limits\nOutput quota for /q count=-1,bytes=-1=;byteHardLimit=20;countHardLimit=4\nOutput stat for /q count=2,bytes=7\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    // The fourth node fits, the fifth exceeds the hard count; bytes likewise.
+    let r = s.sh(&[], "create /q/b; create /q/c");
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    let r = s.sh(&[], "create /q/d");
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("Quota has exceeded : /q/d"),
+        "{}",
+        r.stderr
+    );
+    let r = s.sh(&[], "set /q/b 0123456789abcdef");
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    let r = s.sh(&[], "listquota /q");
+    assert!(
+        r.stdout.contains("Output stat for /q count=4,bytes=7"),
+        "{}",
+        r.stdout
+    );
+    // No nested quotas; none under /zookeeper/quota.
+    let r = s.sh(&[], "setquota -n 1 /q/a");
+    assert_eq!(r.status, 2);
+    assert!(
+        r.stderr.contains("has a parent /q which has a quota"),
+        "{}",
+        r.stderr
+    );
+    // delquota -N lifts the count limit only; delquota removes the quota.
+    let r = s.sh(&[], "delquota -N /q; create /q/d; listquota /q");
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("count=-1,bytes=-1=;byteHardLimit=20;countHardLimit=-1"),
+        "{}",
+        r.stdout
+    );
+    let r = s.sh(
+        &[],
+        "delquota /q; set /q/b 0123456789abcdefghij; ls /zookeeper/quota",
+    );
+    assert_eq!(r.status, 0, "stderr: {}", r.stderr);
+    assert_eq!(r.stdout, "");
+    let r = s.sh(&[], "listquota /q");
+    assert_eq!(r.status, 2);
+    assert!(
+        r.stderr.contains("quota for /q does not exist."),
+        "{}",
+        r.stderr
+    );
 }
