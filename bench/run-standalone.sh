@@ -32,7 +32,7 @@ fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=$(mktemp -d -t zabkeeper-bench.XXXXXX)
-"$server_bin" --port "$port" --data-dir "$data" >"$data.log" 2>&1 &
+"$server_bin" --port "$port" --admin-port 0 --data-dir "$data" >"$data.log" 2>&1 &
 server_pid=$!
 cleanup() {
     kill "$server_pid" 2>/dev/null || true

@@ -8,19 +8,39 @@ use zabkeeper_client::{Client, ConnectOptions, CreateMode, Error, Op};
 #[derive(Clone)]
 pub struct Native {
     client: Client,
+    /// Reads go through the client cache (`--cache N`).
+    cached: bool,
 }
 
 impl Native {
-    pub async fn connect(server: &str, timeout: Duration) -> Result<Native, String> {
+    /// `cache`: entries of the client cache; 0 reads from the server every time.
+    pub async fn connect(server: &str, timeout: Duration, cache: usize) -> Result<Native, String> {
         let opts = ConnectOptions {
             connect_timeout: timeout,
             request_timeout: timeout,
+            cache_capacity: cache,
             ..ConnectOptions::default()
         };
         Client::connect(server, opts)
             .await
-            .map(|client| Native { client })
+            .map(|client| Native {
+                client,
+                cached: cache > 0,
+            })
             .map_err(|e| format!("{server}: {e}"))
+    }
+
+    /// The same session, its reads linearizable (and not through the cache).
+    pub fn linearizable_reads(self) -> Native {
+        Native {
+            client: self.client.linearizable(),
+            cached: false,
+        }
+    }
+
+    /// (hits, misses) of the client cache, if on.
+    pub fn cache_counts(&self) -> Option<(u64, u64)> {
+        self.client.cache_stats().map(|s| (s.hits, s.misses))
     }
 
     pub async fn close(&self) {
@@ -51,7 +71,12 @@ impl Session for Native {
             .map_err(fail)
     }
     async fn get(&self, path: &str) -> Result<(), Fail> {
-        self.client.get_data(path).await.map(|_| ()).map_err(fail)
+        let r = if self.cached {
+            self.client.get_data_cached(path).await
+        } else {
+            self.client.get_data(path).await
+        };
+        r.map(|_| ()).map_err(fail)
     }
     async fn multi_set(&self, a: &str, b: &str, data: Bytes) -> Result<(), Fail> {
         let ops = vec![

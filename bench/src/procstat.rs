@@ -13,6 +13,24 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     parse_cpu_ticks(&text).map(|t| t as f64 / clock_ticks_per_second())
 }
 
+/// user + system CPU seconds summed over processes; `None` if there are none or one is gone.
+pub fn cpu_seconds_sum(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| cpu_seconds(p)).sum()
+}
+
+/// (current RSS, peak RSS) in KiB summed over processes; `None` if there are none or one is gone.
+pub fn rss_kib_sum(pids: &[u32]) -> Option<(u64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .map(|&p| rss_kib(p))
+        .try_fold((0, 0), |(r, h), x| x.map(|(a, b)| (r + a, h + b)))
+}
+
 /// CPU seconds of this process (the load generator itself).
 pub fn own_cpu_seconds() -> Option<f64> {
     let text = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -82,5 +100,10 @@ mod tests {
         let (rss, peak) = rss_kib(pid).unwrap();
         assert!(rss > 0 && peak >= rss);
         assert!(own_cpu_seconds().unwrap() >= 0.0);
+        let two = rss_kib_sum(&[pid, pid]).unwrap();
+        assert!(two.0 > rss && two.1 >= two.0);
+        assert!(cpu_seconds_sum(&[pid, pid]).unwrap() >= cpu_seconds(pid).unwrap());
+        assert_eq!(cpu_seconds_sum(&[]), None);
+        assert_eq!(rss_kib_sum(&[pid, u32::MAX]), None);
     }
 }

@@ -26,12 +26,18 @@ pub struct Report {
     pub first_error: Option<String>,
     /// Server user+system CPU over the whole invocation (setup, warm-up, window, cleanup).
     pub server_cpu_s: Option<f64>,
+    /// Server CPU over the measured window only, and that per successful request, µs.
+    pub server_cpu_window_s: Option<f64>,
+    pub server_cpu_us_per_op: Option<f64>,
     /// Server RSS after the run, and its peak (VmHWM), MiB.
     pub server_rss_mib: Option<f64>,
     pub server_peak_rss_mib: Option<f64>,
     /// This load generator's CPU over the whole invocation.
     pub client_cpu_s: Option<f64>,
     pub cleanup_failures: u64,
+    /// With `--cache`: client cache hits and misses over the whole run (all clients).
+    pub cache_hits: Option<u64>,
+    pub cache_misses: Option<u64>,
 }
 
 /// ops/s and latency percentiles; an empty histogram gives zeros.
@@ -97,12 +103,24 @@ impl Report {
             self.errors
         );
         s.push_str(&format!(
-            "CPU s server {} / client {}  server RSS {} MiB (peak {} MiB)\n",
+            "CPU s server {} (window {}, {} us/op) / client {}  server RSS {} MiB (peak {} MiB)\n",
             opt(self.server_cpu_s, 1),
+            opt(self.server_cpu_window_s, 2),
+            opt(self.server_cpu_us_per_op, 1),
             opt(self.client_cpu_s, 1),
             opt(self.server_rss_mib, 1),
             opt(self.server_peak_rss_mib, 1)
         ));
+        if let (Some(h), Some(m)) = (self.cache_hits, self.cache_misses) {
+            let rate = if h + m > 0 {
+                100.0 * h as f64 / (h + m) as f64
+            } else {
+                0.0
+            };
+            s.push_str(&format!(
+                "client cache: hits {h}  misses {m}  hit rate {rate:.1}%\n"
+            ));
+        }
         if let Some(e) = &self.first_error {
             s.push_str(&format!("first error: {e}\n"));
         }
@@ -204,10 +222,14 @@ mod tests {
             max_us: 4,
             first_error: None,
             server_cpu_s: Some(1.3),
+            server_cpu_window_s: Some(1.0),
+            server_cpu_us_per_op: Some(81.0),
             server_rss_mib: None,
             server_peak_rss_mib: None,
             client_cpu_s: Some(0.5),
             cleanup_failures: 0,
+            cache_hits: None,
+            cache_misses: None,
         };
         let row = r.markdown_row("standalone");
         assert_eq!(

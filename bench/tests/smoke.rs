@@ -35,26 +35,42 @@ fn server_binary() -> PathBuf {
 struct Server {
     child: Child,
     port: u16,
+    zk_port: u16,
     _dir: tempfile::TempDir,
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Server {
+    /// A server with its native port and its ZooKeeper port on free ports.
     fn start() -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, zk_port) = (free_port(), free_port());
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(server_binary())
-            .args(["--port", &port.to_string(), "--zk-port", "0", "--data-dir"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--zk-port",
+                &zk_port.to_string(),
+                "--admin-port",
+                "0",
+            ])
+            .arg("--data-dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start zabkeeper");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", zk_port)).is_err()
+        {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("zabkeeper exited with {status} before accepting on port {port}");
             }
@@ -67,6 +83,7 @@ impl Server {
         Server {
             child,
             port,
+            zk_port,
             _dir: dir,
         }
     }
@@ -79,11 +96,11 @@ impl Drop for Server {
     }
 }
 
-fn bench(server: &Server, args: &[&str]) -> serde_json::Value {
+fn bench_at(server: &Server, port: u16, args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_zabkeeper-bench"))
         .args([
             "--servers",
-            &format!("127.0.0.1:{}", server.port),
+            &format!("127.0.0.1:{port}"),
             "--server-pid",
             &server.child.id().to_string(),
         ])
@@ -109,15 +126,27 @@ fn bench(server: &Server, args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not one JSON line ({e}): {stdout}"))
 }
 
-#[test]
-fn every_workload_runs_clean_and_leaves_no_nodes() {
-    let server = Server::start();
+fn check_clean_runs(server: &Server, port: u16, protocol: &str) {
     for op in ["create", "set", "get", "mixed", "multi"] {
-        let r = bench(&server, &["--op", op, "--clients", "2", "--pipeline", "2"]);
+        let r = bench_at(
+            server,
+            port,
+            &[
+                "--protocol",
+                protocol,
+                "--op",
+                op,
+                "--clients",
+                "2",
+                "--pipeline",
+                "2",
+            ],
+        );
         assert_eq!(r["op"], op);
-        assert_eq!(r["errors"], 0, "{op}: {r}");
-        assert_eq!(r["cleanup_failures"], 0, "{op}: {r}");
-        assert!(r["ok"].as_u64().unwrap() > 0, "{op}: {r}");
+        assert_eq!(r["protocol"], protocol);
+        assert_eq!(r["errors"], 0, "{protocol} {op}: {r}");
+        assert_eq!(r["cleanup_failures"], 0, "{protocol} {op}: {r}");
+        assert!(r["ok"].as_u64().unwrap() > 0, "{protocol} {op}: {r}");
         let p50 = r["p50_us"].as_u64().unwrap();
         assert!(
             p50 > 0
@@ -128,12 +157,15 @@ fn every_workload_runs_clean_and_leaves_no_nodes() {
         assert!(r["server_cpu_s"].as_f64().unwrap() >= 0.0, "{r}");
         assert!(r["server_rss_mib"].as_f64().unwrap() > 0.0, "{r}");
     }
-    // Every run removed its root: only the built-in nodes remain.
+}
+
+/// The children of `/`, read over the native protocol.
+fn root_children(server: &Server) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let children = rt.block_on(async {
+    rt.block_on(async {
         let c = zabkeeper_client::Client::connect(
             &format!("127.0.0.1:{}", server.port),
             Default::default(),
@@ -143,7 +175,15 @@ fn every_workload_runs_clean_and_leaves_no_nodes() {
         let children = c.get_children("/").await.unwrap();
         c.close().await.unwrap();
         children
-    });
+    })
+}
+
+#[test]
+fn every_workload_runs_clean_and_leaves_no_nodes() {
+    let server = Server::start();
+    check_clean_runs(&server, server.port, "native");
+    // Every run removed its root: only the built-in nodes remain.
+    let children = root_children(&server);
     assert!(
         children.iter().all(|c| !c.starts_with("zkbench-")),
         "left behind: {children:?}"
@@ -151,11 +191,25 @@ fn every_workload_runs_clean_and_leaves_no_nodes() {
 }
 
 #[test]
-fn zookeeper_protocol_is_refused_with_status_2() {
+fn zookeeper_protocol_runs_every_workload_against_our_zookeeper_port() {
+    let server = Server::start();
+    check_clean_runs(&server, server.zk_port, "zookeeper");
+    let children = root_children(&server);
+    assert!(
+        children.iter().all(|c| !c.starts_with("zkbench-")),
+        "left behind: {children:?}"
+    );
+}
+
+#[test]
+fn zookeeper_protocol_reports_an_unreachable_server() {
+    let port = free_port(); // nothing listens there
     let out = Command::new(env!("CARGO_BIN_EXE_zabkeeper-bench"))
-        .args(["--protocol", "zookeeper"])
+        .args(["--protocol", "zookeeper", "--timeout-s", "5", "--servers"])
+        .arg(format!("127.0.0.1:{port}"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
