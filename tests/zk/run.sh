@@ -9,12 +9,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-export ZABKEEPER_BIN=${ZABKEEPER_BIN:-$ROOT/target/debug/zabkeeper}
+# ZABKEEPER_BIN: the server binary to test (scripts/test passes the one its
+# `cargo test --no-run` built); unset, this script builds target/debug/zabkeeper.
+if [ -z "${ZABKEEPER_BIN:-}" ]; then
+    cargo build -q -p zabkeeper-server --bin zabkeeper || exit 1
+    export ZABKEEPER_BIN=$ROOT/target/debug/zabkeeper
+fi
 required=${ZK_COMPAT_REQUIRED:-0}
 status=0
 skipped=0
 
-cargo build -q -p zabkeeper-server --bin zabkeeper || exit 1
 
 run() { # name, command...
     local name=$1; shift

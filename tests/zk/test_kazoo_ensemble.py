@@ -42,7 +42,7 @@ class Ensemble:
 
     def start(self, i):
         self.procs[i] = subprocess.Popen(
-            [zabkeeper_bin(), "--id", str(i + 1), "--members", self.spec, "--zk-port", str(self.zk[i]),
+            [zabkeeper_bin(), "--id", str(i + 1), "--members", self.spec, "--zk-port", str(self.zk[i]), "--admin-port", "0",
              "--tick-ms", "200", "--data-dir", os.path.join(self.dir, str(i + 1))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=dict(os.environ, RUST_LOG="warn"))

@@ -9,7 +9,7 @@ command -v nc >/dev/null || { echo "SKIP: nc missing"; exit 77; }
 port=$(python3 -c 'import zkserver; print(zkserver.free_port())')
 native=$(python3 -c 'import zkserver; print(zkserver.free_port())')
 dir=$(mktemp -d)
-"${ZABKEEPER_BIN:?}" --data-dir "$dir" --port "$native" --zk-port "$port" --tick-ms 100 2>"$dir/server.log" &
+"${ZABKEEPER_BIN:?}" --data-dir "$dir" --port "$native" --zk-port "$port" --admin-port 0 --tick-ms 100 2>"$dir/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 python3 -c "import zkserver; zkserver.wait_port($port)" || exit 1

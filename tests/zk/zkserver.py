@@ -49,7 +49,8 @@ def zabkeeper_bin():
 class Zabkeeper:
     """A zabkeeper process with its own data directory; restart() keeps directory and ports."""
 
-    def __init__(self, tick_ms=100):
+    def __init__(self, tick_ms=100, extra_args=()):
+        self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="zk-compat-")
         self.port = free_port()
         self.native_port = free_port()
@@ -64,7 +65,7 @@ class Zabkeeper:
     def start(self):
         self.proc = subprocess.Popen(
             [zabkeeper_bin(), "--data-dir", self.dir, "--port", str(self.native_port),
-             "--zk-port", str(self.port), "--tick-ms", str(self.tick_ms)],
+             "--zk-port", str(self.port), "--admin-port", "0", "--tick-ms", str(self.tick_ms)] + self.extra_args,
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "server.log"), "ab"),
             env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn")))
         wait_port(self.port)
@@ -96,7 +97,7 @@ def zookeeper_classpath():
 class ZooKeeper:
     """Apache ZooKeeper 3.8 standalone (Debian's jars) on a loopback port."""
 
-    def __init__(self):
+    def __init__(self, jvm_args=()):
         cp = zookeeper_classpath()
         if cp is None:
             raise RuntimeError("ZooKeeper jars not found under /usr/share/java (run scripts/install-test-deps)")
@@ -108,7 +109,7 @@ class ZooKeeper:
                     "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
                     "4lw.commands.whitelist=*\nextendedTypesEnabled=true\n")
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-Dzookeeper.extendedTypesEnabled=true", "-cp", cp,
+            ["java", "-Xmx256m", "-Dzookeeper.extendedTypesEnabled=true", *jvm_args, "-cp", cp,
              "org.apache.zookeeper.server.ZooKeeperServerMain", cfg],
             stdout=open(os.path.join(self.dir, "zk.log"), "ab"), stderr=subprocess.STDOUT)
         wait_port(self.port, timeout=60)
