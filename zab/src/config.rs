@@ -34,7 +34,9 @@ pub struct Config {
     /// `T` was acked by a quorum serves linearizable reads locally until
     /// `T + lease_ticks`; each member that acked promises not to help elect a
     /// new leader for `lease_ticks + 1` of its own ticks (and a restarted
-    /// member waits as long before it does). Must be below
+    /// member waits as long before it does). Leases are held only while
+    /// linearizable reads are asked for: rounds go out every heartbeat from a
+    /// read until `follower_timeout_ticks` after the last one. Must be below
     /// `follower_timeout_ticks`. Assumes members' ticks advance at the same
     /// rate up to a drift the margin absorbs (see `read_index.rs`).
     pub lease_ticks: u32,

@@ -11,8 +11,14 @@
 //! - of a lower round: it answers with its vote so the laggard catches up.
 //!
 //! Once a quorum of the round agrees with its vote it waits `finalize_ticks`
-//! for a better vote (skipped when every member agrees) and decides: lead if
-//! the vote names itself, else follow.
+//! for a better vote and decides: lead if the vote names itself, else follow.
+//! The wait is skipped when every member agrees, or when each member that does
+//! not is unreachable (its link broke and it sent nothing since): no better
+//! vote can come from it in time, and after a leader's crash the survivors
+//! would otherwise wait out the window for the dead one (ZooKeeper's fixed
+//! 200 ms `finalizeWait`). The wait only prefers the best vote; the choice is
+//! safe without it, since the agreeing quorum's votes are all at most the
+//! chosen one.
 //!
 //! Servers already FOLLOWING or LEADING answer a LOOKING peer with their
 //! decided vote and state. A LOOKING server joins an existing leader when a
@@ -149,11 +155,10 @@ impl Zab {
         )
     }
 
-    /// Decides at once when every member agrees, else starts the finalize
-    /// window once a quorum agrees.
+    /// Decides at once when every member agrees (or every member that does not
+    /// is unreachable), else starts the finalize window once a quorum agrees.
     pub(crate) fn check_election(&mut self, out: &mut Vec<Action>) {
         let vote = self.vote;
-        let n = self.cfg.members.len();
         let quorum = self.cfg.quorum();
         let now = self.now;
         let finalize = self.cfg.finalize_ticks as u64;
@@ -161,7 +166,13 @@ impl Zab {
             return;
         };
         let agree = e.recv.values().filter(|v| **v == vote).count();
-        if agree == n || (agree >= quorum && finalize == 0) {
+        let awaited = self
+            .cfg
+            .members
+            .iter()
+            .filter(|m| e.recv.get(m) != Some(&vote) && !self.unreachable.contains(m))
+            .count();
+        if agree >= quorum && (finalize == 0 || awaited == 0) {
             self.decide(vote, out);
         } else if agree >= quorum {
             if e.finalize_at.is_none() {

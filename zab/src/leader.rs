@@ -530,8 +530,9 @@ impl Zab {
         }
         if now >= l.next_ping {
             l.next_ping = now + heartbeat;
-            // With a lease, synced followers get numbered rounds instead.
-            let round = lease && l.phase == Phase::Broadcast;
+            // While leases are in use, synced followers get numbered rounds
+            // instead (each renews their promise; see `read_index.rs`).
+            let round = lease && l.phase == Phase::Broadcast && now < l.reads.wanted_until;
             for (to, learner) in l.learners.iter() {
                 if !(round && learner.stage == Stage::Synced) {
                     out.push(Action::Send {

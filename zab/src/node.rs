@@ -3,6 +3,8 @@
 //! `become_leader`). Per-role message handling lives in `election.rs`,
 //! `follower.rs` and `leader.rs`.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 
 use crate::election::Election;
@@ -38,6 +40,9 @@ pub struct Zab {
     /// Lease promise: do not help establish a new leader before this tick
     /// (see `read_index.rs`).
     pub(crate) promise_until: u64,
+    /// Peers whose link broke and that sent nothing since: an election does not
+    /// wait for their votes (see `check_election`).
+    pub(crate) unreachable: BTreeSet<ServerId>,
 }
 
 impl Zab {
@@ -61,6 +66,7 @@ impl Zab {
         };
         Zab {
             promise_until,
+            unreachable: BTreeSet::new(),
             rng: Rng::new(seed),
             accepted_epoch: persisted.accepted_epoch,
             current_epoch: persisted.current_epoch,
@@ -93,6 +99,7 @@ impl Zab {
         if !self.started || from == self.cfg.id || !self.cfg.members.contains(&from) {
             return out;
         }
+        self.unreachable.remove(&from);
         if let Message::Vote { vote, round, state } = msg {
             self.on_vote(from, vote, round, state, &mut out);
             return out;
@@ -145,6 +152,7 @@ impl Zab {
     /// (ZooKeeper's FLE likewise sends the current vote on every new connection).
     pub fn peer_connected(&mut self, peer: ServerId) -> Vec<Action> {
         let mut out = Vec::new();
+        self.unreachable.remove(&peer);
         if matches!(self.role, RoleState::Looking(_)) && peer != self.cfg.id {
             out.push(Action::Send {
                 to: peer,
@@ -157,8 +165,11 @@ impl Zab {
     /// The runtime lost its connection to `peer`.
     pub fn peer_disconnected(&mut self, peer: ServerId) -> Vec<Action> {
         let mut out = Vec::new();
+        if peer != self.cfg.id && self.cfg.members.contains(&peer) {
+            self.unreachable.insert(peer);
+        }
         match &mut self.role {
-            RoleState::Looking(_) => {}
+            RoleState::Looking(_) => self.check_election(&mut out),
             RoleState::Following(f) => {
                 if f.leader == peer {
                     self.become_looking(&mut out);

@@ -29,7 +29,13 @@
 //!
 //! # Leader lease (bounded clock drift)
 //!
-//! With `lease_ticks > 0` the leader also sends a round every heartbeat. When
+//! With `lease_ticks > 0` the leader also sends a round every heartbeat while
+//! leases are in use: from a linearizable read until `follower_timeout_ticks`
+//! after the last one (the lease's keep-alive window; heartbeats are plain
+//! PINGs otherwise, which promise nothing). A cluster that never asks for a
+//! linearizable read so never holds a lease and its failover never waits for
+//! one; the first read after an idle window waits for a round, as without a
+//! lease, and the lease resumes from it. When
 //! a round sent at tick `T` is confirmed, the leader may answer reads at once
 //! until tick `T + lease_ticks`. In exchange, every member that acks a round
 //! promises not to help establish a newer leader (ACKEPOCH for a new epoch,
@@ -68,6 +74,9 @@ pub(crate) struct ReadRounds {
     acked: BTreeMap<ServerId, u64>,
     /// Reads are answered at once before this tick.
     lease_until: u64,
+    /// Heartbeats are lease rounds before this tick: a linearizable read arrived
+    /// less than `follower_timeout_ticks` ago.
+    pub(crate) wanted_until: u64,
     /// Reads waiting for a round: (id, asked by (None: this server), round needed).
     waiting: Vec<(u64, Option<ServerId>, u64)>,
 }
@@ -121,6 +130,7 @@ impl Zab {
         if l.phase != Phase::Broadcast || asker.is_some_and(|a| !l.is_synced(a)) {
             return self.answer_read(id, asker, false, out);
         }
+        l.reads.wanted_until = now + self.cfg.follower_timeout_ticks as u64;
         if single || now < l.reads.lease_until {
             return self.answer_read(id, asker, true, out);
         }

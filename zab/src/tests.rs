@@ -429,6 +429,47 @@ fn follower_refuses_an_older_epoch_and_times_out() {
 }
 
 #[test]
+fn an_election_does_not_wait_for_the_vote_of_an_unreachable_member() {
+    // Server 2 follows 3; 3's link breaks (it crashed). Server 1, also looking,
+    // votes for 2: a quorum agrees and the only member that does not is
+    // unreachable, so 2 leads at once instead of waiting out the finalize window.
+    let mut z = following();
+    let _ = z.peer_disconnected(3);
+    assert_eq!(z.role(), Role::Looking);
+    let round = z.round;
+    let actions = z.step(1, vote(2, Zxid::ZERO, 0, round, PeerState::Looking));
+    assert!(
+        actions.contains(&Action::RoleChanged {
+            role: Role::Leading,
+            epoch: 0
+        }),
+        "{actions:?}"
+    );
+    // With 3 reachable (it sent something since), the window applies again.
+    let mut z = following();
+    let _ = z.peer_disconnected(3);
+    let _ = z.step(3, Message::Ping);
+    let round = z.round;
+    let actions = z.step(1, vote(2, Zxid::ZERO, 0, round, PeerState::Looking));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RoleChanged { .. })),
+        "a reachable member may still send a better vote: {actions:?}"
+    );
+    assert_eq!(z.role(), Role::Looking);
+    // A member that disconnects during the window ends it.
+    let actions = z.peer_disconnected(3);
+    assert!(
+        actions.contains(&Action::RoleChanged {
+            role: Role::Leading,
+            epoch: 0
+        }),
+        "{actions:?}"
+    );
+}
+
+#[test]
 fn sync_point_truncates_divergent_epochs_and_snaps_when_out_of_window() {
     // Leader history: (1,1) (1,2) (3,1); its window keeps everything.
     let persisted = Persisted {
@@ -815,44 +856,100 @@ fn a_lone_follower_or_a_looking_server_refuses_reads() {
     assert_eq!(z.read_index(1), vec![Action::ReadFailed { id: 1 }]);
 }
 
+/// A leader's tick, after which both followers are heard from (a PONG each), so
+/// it keeps leading however long a test ticks.
+fn tick_heard(z: &mut Zab) -> Vec<Action> {
+    let actions = z.tick();
+    for f in [1, 2] {
+        let _ = z.step(f, Message::Pong);
+    }
+    actions
+}
+
 #[test]
 fn leader_lease_answers_at_once_until_it_ends() {
     let mut z = established_leader_with_lease(4);
-    // Heartbeats are rounds now; round 1 is sent on the first ping.
-    let mut round_tick = None;
-    for t in 1..=4u64 {
-        if z.tick()
-            .contains(&send(1, Message::Heartbeat { epoch: 1, round: 1 }))
-        {
-            round_tick = Some(t);
-            break;
-        }
+    // No linearizable read yet: heartbeats are plain pings (no lease, so no
+    // follower promises anything and failover never waits for a lease).
+    for _ in 0..12 {
+        let actions = tick_heard(&mut z);
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::Send {
+                    msg: Message::Heartbeat { .. },
+                    ..
+                }
+            )),
+            "a round without linearizable reads: {actions:?}"
+        );
     }
-    let sent = round_tick.expect("a heartbeat round");
-    assert_eq!(
-        z.step(1, Message::HeartbeatAck { epoch: 1, round: 1 }),
-        vec![]
-    );
-    // Within the lease: at once, no message.
+    // The first read waits for a round sent at once; its ack starts the lease.
+    let sent = z.now;
     assert_eq!(
         z.read_index(1),
+        vec![send(1, Message::Heartbeat { epoch: 1, round: 1 })]
+    );
+    assert_eq!(
+        z.step(1, Message::HeartbeatAck { epoch: 1, round: 1 }),
         vec![Action::ReadReady {
             id: 1,
             zxid: Zxid::ZERO
         }]
     );
-    // Tick until the lease (sent + 4) ends, without acking further rounds.
+    // Within the lease: at once, no message.
+    assert_eq!(
+        z.read_index(2),
+        vec![Action::ReadReady {
+            id: 2,
+            zxid: Zxid::ZERO
+        }]
+    );
+    // Tick until the lease (sent + 4) ends, without acking further rounds; the
+    // heartbeats meanwhile are rounds (leases are in use).
+    let mut rounds = 0;
     while z.now < sent + 4 {
-        z.tick();
+        rounds += tick_heard(&mut z)
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        msg: Message::Heartbeat { .. },
+                        ..
+                    }
+                )
+            })
+            .count();
     }
-    let actions = z.read_index(2);
+    assert!(rounds > 0, "heartbeats are rounds while leases are in use");
+    let actions = z.read_index(3);
     assert!(
         !actions.contains(&Action::ReadReady {
-            id: 2,
+            id: 3,
             zxid: Zxid::ZERO
         }),
         "after the lease a read waits for a round: {actions:?}"
     );
+    // follower_timeout_ticks after the last read, heartbeats are pings again.
+    let last_read = z.now;
+    let timeout = z.cfg.follower_timeout_ticks as u64;
+    while z.now < last_read + timeout {
+        tick_heard(&mut z);
+    }
+    for _ in 0..4 {
+        let actions = tick_heard(&mut z);
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::Send {
+                    msg: Message::Heartbeat { .. },
+                    ..
+                }
+            )),
+            "rounds after the keep-alive window: {actions:?}"
+        );
+    }
 }
 
 #[test]
