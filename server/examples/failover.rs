@@ -6,6 +6,9 @@
 //! open, so the others notice only by the election timeout. The frozen member is
 //! killed after the write (it would otherwise wake as a stale leader mid-run).
 //!
+//! `FAILOVER_LOG_DIR=DIR` keeps each member's log (`RUST_LOG=info`) as
+//! `DIR/<id>.log`, for the time line of an election.
+//!
 //! ```sh
 //! cargo build --release --bin zabkeeper
 //! cargo run --release -p zabkeeper-server --example failover -- [RUNS] [BINARY]
@@ -93,13 +96,21 @@ async fn role(addr: SocketAddr) -> Option<String> {
 }
 
 fn spawn(bin: &str, id: usize, spec: &str, dir: &std::path::Path) -> Child {
+    let log = std::env::var_os("FAILOVER_LOG_DIR").map(|d| {
+        let path = std::path::Path::new(&d).join(format!("{id}.log"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the member's log")
+    });
     Command::new(bin)
         .args(["--id", &id.to_string(), "--members", spec])
         .args(["--zk-port", "0", "--admin-port", "0", "--data-dir"])
         .arg(dir.join(id.to_string()))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", if log.is_some() { "info" } else { "warn" })
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.map_or_else(Stdio::null, Stdio::from))
         .spawn()
         .expect("spawn zabkeeper")
 }
@@ -140,6 +151,7 @@ async fn main() {
         assert!(create(&mut io, &format!("/before-{run}")).await);
         let mut child = children[leader].take().unwrap();
         let killed = Instant::now();
+        let killed_at = std::time::SystemTime::now();
         if freeze {
             // SAFETY: a plain signal to our own child's pid.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
@@ -164,9 +176,10 @@ async fn main() {
         }
         child.wait().unwrap();
         println!(
-            "run {run}: leader {} {}, first acknowledged write after {} ms",
+            "run {run}: leader {} {} at {}, first acknowledged write after {} ms",
             leader + 1,
             if freeze { "frozen" } else { "killed" },
+            humantime_utc(killed_at),
             took.as_millis()
         );
         times.push(took);
@@ -183,4 +196,17 @@ async fn main() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// `HH:MM:SS.ffffff` UTC, to line runs up with the members' logs.
+fn humantime_utc(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_micros()
+    )
 }

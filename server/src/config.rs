@@ -89,7 +89,8 @@ pub struct Config {
     /// without a heartbeat round), 0 to turn it off; must be below
     /// `election_timeout_ms`. Assumes members' clocks run at the same rate up to a
     /// small drift (see `zab/src/read_index.rs`). Unset: a third of the election
-    /// timeout.
+    /// timeout. Held only while linearizable reads are asked for (from one until an
+    /// election timeout after the last): a leader's failure waits for it only then.
     pub read_lease_ms: Option<u64>,
     /// Admin HTTP port (`/metrics`, `/commands/<name>`, `/backup`) on `bind`; 0 turns it off.
     pub admin_port: u16,

@@ -162,6 +162,7 @@ fn recover(config: &Config) -> Result<Recovered> {
     epochs.save(Epochs {
         accepted: epoch,
         current: epoch,
+        lease_mark: false,
     })?;
     info!(
         last_zxid = format_args!("{last:#x}"),
@@ -223,6 +224,7 @@ fn recover_member(config: &Config) -> Result<RecoveredMember> {
         persisted: zabkeeper_zab::Persisted {
             accepted_epoch: stored.accepted,
             current_epoch: stored.current,
+            lease_mark: stored.lease_mark,
             snapshot_zxid: zabkeeper_zab::Zxid(snapshot_zxid),
             log: log_txns,
         },

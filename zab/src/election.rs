@@ -7,13 +7,16 @@
 //!   collected, adopts the better of its own and the peer's vote and
 //!   re-broadcasts;
 //! - of its round: it adopts the peer's vote if it beats its own (by
-//!   `(epoch, zxid, id)`) and re-broadcasts;
+//!   `(epoch, zxid, id)`) and re-broadcasts; if its own beats the peer's, it
+//!   answers the peer with it (the peer missed it: it may have arrived while
+//!   the peer still followed a leader, which answers with that leader only);
 //! - of a lower round: it answers with its vote so the laggard catches up.
 //!
 //! Once a quorum of the round agrees with its vote it waits `finalize_ticks`
 //! for a better vote and decides: lead if the vote names itself, else follow.
 //! The wait is skipped when every member agrees, or when each member that does
-//! not is unreachable (its link broke and it sent nothing since): no better
+//! not is unreachable (its link broke, or it was a leader silent for the
+//! whole follower timeout, and it sent nothing since): no better
 //! vote can come from it in time, and after a leader's crash the survivors
 //! would otherwise wait out the window for the dead one (ZooKeeper's fixed
 //! 200 ms `finalizeWait`). The wait only prefers the best vote; the choice is
@@ -110,6 +113,15 @@ impl Zab {
                         e.recv.insert(self.cfg.id, vote);
                         e.finalize_at = None;
                         self.broadcast(&self.vote_msg(), out);
+                    } else if vote != self.vote {
+                        // The peer has not seen our better vote: it may have
+                        // reached it while the peer was still following (and
+                        // answered with its old leader), and nothing else would
+                        // tell it before the next resend.
+                        out.push(Action::Send {
+                            to: from,
+                            msg: self.vote_msg(),
+                        });
                     }
                 }
                 self.check_election(out);

@@ -215,7 +215,14 @@ impl Zab {
         let heartbeat = self.cfg.heartbeat_ticks as u64;
         let (accepted_epoch, last_zxid) = (self.accepted_epoch, self.hist.last());
         let f = self.follower();
-        if now - f.last_heard > timeout || (f.phase != Phase::Broadcast && now >= f.deadline) {
+        if now - f.last_heard > timeout {
+            // Silent for the whole timeout (frozen, or cut off): unreachable as
+            // far as the election goes, until it sends something again.
+            let leader = f.leader;
+            self.unreachable.insert(leader);
+            return self.become_looking(out);
+        }
+        if f.phase != Phase::Broadcast && now >= f.deadline {
             return self.become_looking(out);
         }
         // The leader may not have been leading yet when FOLLOWERINFO came

@@ -40,8 +40,11 @@ pub struct Zab {
     /// Lease promise: do not help establish a new leader before this tick
     /// (see `read_index.rs`).
     pub(crate) promise_until: u64,
-    /// Peers whose link broke and that sent nothing since: an election does not
-    /// wait for their votes (see `check_election`).
+    /// The lease mark as last persisted (see `read_index.rs`).
+    pub(crate) lease_mark: bool,
+    /// Peers whose link broke, or a leader silent past the follower timeout,
+    /// that sent nothing since: an election does not wait for their votes (see
+    /// `check_election`).
     pub(crate) unreachable: BTreeSet<ServerId>,
 }
 
@@ -56,16 +59,16 @@ impl Zab {
             epoch: persisted.current_epoch,
         };
         // A restarted member may have acked lease rounds in its previous life, and
-        // then promised not to help elect a new leader for a while. Only a follower
-        // of an established leader acks them, and following one takes an accepted
-        // epoch, made durable before the ACKEPOCH: a member that never accepted an
-        // epoch (a new data directory) promised nothing and need not wait.
-        let promise_until = match (config.lease_ticks, persisted.accepted_epoch) {
-            (0, _) | (_, 0) => 0,
-            (t, _) => t as u64 + 1,
+        // then promised not to help elect a new leader for a while: it persisted the
+        // lease mark before its first such ack and clears it only once the promise
+        // ran out, so with the mark set it keeps the promise again, from now.
+        let promise_until = match (config.lease_ticks, persisted.lease_mark) {
+            (0, _) | (_, false) => 0,
+            (t, true) => t as u64 + 1,
         };
         Zab {
             promise_until,
+            lease_mark: persisted.lease_mark,
             unreachable: BTreeSet::new(),
             rng: Rng::new(seed),
             accepted_epoch: persisted.accepted_epoch,
@@ -119,6 +122,11 @@ impl Zab {
             return out;
         }
         self.now += 1;
+        if self.lease_mark && self.now >= self.promise_until {
+            // The promise ran out: a restart need not keep it again.
+            self.lease_mark = false;
+            out.push(Action::PersistLeaseMark { set: false });
+        }
         match &self.role {
             RoleState::Looking(_) => self.election_tick(&mut out),
             RoleState::Following(_) => self.follower_tick(&mut out),

@@ -39,9 +39,14 @@
 //! a round sent at tick `T` is confirmed, the leader may answer reads at once
 //! until tick `T + lease_ticks`. In exchange, every member that acks a round
 //! promises not to help establish a newer leader (ACKEPOCH for a new epoch,
-//! or counting itself as a new leader) for `lease_ticks + 1` of its own ticks,
-//! and a (re)started member makes that promise at start, since it may have
-//! acked rounds in its previous life. A new epoch needs a quorum, which
+//! or counting itself as a new leader) for `lease_ticks + 1` of its own ticks.
+//! The promise outlives a crash: before its first ack of a lease round a
+//! member persists the lease mark (`PersistLeaseMark`), and it clears the mark
+//! once its promise has run out; a member restarted with the mark set makes
+//! the promise again at start, since it may have acked a round just before it
+//! stopped. A member that acked no lease round lately (no mark) starts without
+//! it, so a cluster without linearizable reads pays neither the wait on
+//! failover nor on restart. A new epoch needs a quorum, which
 //! contains a member of the lease quorum, so it cannot be decided before the
 //! lease ends. The extra tick absorbs the phase difference between members'
 //! tick counters.
@@ -247,6 +252,10 @@ impl Zab {
             return;
         }
         if self.cfg.lease_ticks > 0 {
+            if !self.lease_mark {
+                self.lease_mark = true;
+                out.push(Action::PersistLeaseMark { set: true });
+            }
             self.promise_until = self
                 .promise_until
                 .max(self.now + self.cfg.lease_ticks as u64 + 1);

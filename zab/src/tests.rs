@@ -78,6 +78,7 @@ fn single_member_restart_commits_its_log_in_a_new_epoch() {
     let persisted = Persisted {
         accepted_epoch: 1,
         current_epoch: 1,
+        lease_mark: false,
         snapshot_zxid: Zxid::new(1, 1),
         log: vec![txn(1, 2, "b"), txn(1, 3, "c")],
     };
@@ -429,6 +430,28 @@ fn follower_refuses_an_older_epoch_and_times_out() {
 }
 
 #[test]
+fn a_looking_server_answers_a_worse_vote_of_its_round_with_its_own() {
+    // Server 3 votes for itself; server 1's vote for itself (same round) is worse:
+    // 1 missed 3's vote (it arrived while 1 still followed its old leader, which
+    // answers with that leader), so 3 tells it at once instead of at the resend.
+    let mut z = three(3);
+    let _ = z.start();
+    let round = z.round;
+    assert_eq!(
+        z.step(1, vote(1, Zxid::ZERO, 0, round, PeerState::Looking)),
+        vec![send(1, vote(3, Zxid::ZERO, 0, round, PeerState::Looking))]
+    );
+    // A peer that already votes as we do gets no answer.
+    let actions = z.step(2, vote(3, Zxid::ZERO, 0, round, PeerState::Looking));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Send { to: 2, .. })),
+        "{actions:?}"
+    );
+}
+
+#[test]
 fn an_election_does_not_wait_for_the_vote_of_an_unreachable_member() {
     // Server 2 follows 3; 3's link breaks (it crashed). Server 1, also looking,
     // votes for 2: a quorum agrees and the only member that does not is
@@ -467,6 +490,23 @@ fn an_election_does_not_wait_for_the_vote_of_an_unreachable_member() {
         }),
         "{actions:?}"
     );
+    // A leader silent for the whole follower timeout (frozen, or cut off with
+    // its connections open) counts as unreachable too.
+    let mut z = following();
+    let timeout = z.config().follower_timeout_ticks;
+    for _ in 0..=timeout {
+        let _ = z.tick();
+    }
+    assert_eq!(z.role(), Role::Looking);
+    let round = z.round;
+    let actions = z.step(1, vote(2, Zxid::ZERO, 0, round, PeerState::Looking));
+    assert!(
+        actions.contains(&Action::RoleChanged {
+            role: Role::Leading,
+            epoch: 0
+        }),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -475,6 +515,7 @@ fn sync_point_truncates_divergent_epochs_and_snaps_when_out_of_window() {
     let persisted = Persisted {
         accepted_epoch: 3,
         current_epoch: 3,
+        lease_mark: false,
         snapshot_zxid: Zxid::ZERO,
         log: vec![txn(1, 1, "a"), txn(1, 2, "b"), txn(3, 1, "c")],
     };
@@ -552,6 +593,7 @@ fn follower_truncates_then_installs_snapshot() {
     let persisted = Persisted {
         accepted_epoch: 2,
         current_epoch: 2,
+        lease_mark: false,
         snapshot_zxid: Zxid::ZERO,
         log: vec![txn(1, 1, "a"), txn(2, 1, "x")],
     };
@@ -973,9 +1015,18 @@ fn a_follower_that_acked_a_lease_round_does_not_accept_a_new_epoch_before_its_pr
     );
     assert_eq!(z.phase(), Phase::Broadcast);
     let now = z.now;
+    // The first ack of a lease round persists the lease mark before it is sent;
+    // later acks need not.
     assert_eq!(
         z.step(3, Message::Heartbeat { epoch: 1, round: 7 }),
-        vec![send(3, Message::HeartbeatAck { epoch: 1, round: 7 })]
+        vec![
+            Action::PersistLeaseMark { set: true },
+            send(3, Message::HeartbeatAck { epoch: 1, round: 7 })
+        ]
+    );
+    assert_eq!(
+        z.step(3, Message::Heartbeat { epoch: 1, round: 8 }),
+        vec![send(3, Message::HeartbeatAck { epoch: 1, round: 8 })]
     );
     assert_eq!(z.promise_until, now + 5);
     // The leader goes away; server 1 leads epoch 2. While the promise holds, the
@@ -1004,19 +1055,36 @@ fn a_follower_that_acked_a_lease_round_does_not_accept_a_new_epoch_before_its_pr
 }
 
 #[test]
-fn a_restarted_member_promises_lease_plus_one_ticks_and_a_new_one_nothing() {
+fn a_restarted_member_promises_again_only_with_the_lease_mark_set() {
     let mut cfg = Config::new(1, vec![1, 2, 3]);
     cfg.lease_ticks = 4;
-    let restarted = Persisted {
+    // Stopped within a promise (the mark set): it promises lease + 1 ticks again.
+    let marked = Persisted {
+        accepted_epoch: 1,
+        lease_mark: true,
+        ..Persisted::default()
+    };
+    let mut z = Zab::new(cfg.clone(), marked, 1);
+    assert_eq!(z.promise_until, 5);
+    assert!(z.lease_promised());
+    let _ = z.start();
+    // It clears the mark once that promise has run out, not before.
+    for _ in 1..5 {
+        assert!(!z.tick().contains(&Action::PersistLeaseMark { set: false }));
+    }
+    assert!(z.tick().contains(&Action::PersistLeaseMark { set: false }));
+    assert!(!z.lease_promised());
+    assert!(!z.tick().contains(&Action::PersistLeaseMark { set: false }));
+    // A member that acked no lease round lately (no mark; also a new data
+    // directory) promises nothing.
+    let unmarked = Persisted {
         accepted_epoch: 1,
         ..Persisted::default()
     };
-    let z = Zab::new(cfg.clone(), restarted, 1);
-    assert_eq!(z.promise_until, 5);
-    assert!(z.lease_promised());
-    // A member that never accepted an epoch never acked a lease round.
-    let z = Zab::new(cfg, Persisted::default(), 1);
+    let z = Zab::new(cfg.clone(), unmarked, 1);
     assert_eq!(z.promise_until, 0);
+    assert!(!z.lease_promised());
+    let z = Zab::new(cfg, Persisted::default(), 1);
     assert!(!z.lease_promised());
 }
 

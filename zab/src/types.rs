@@ -23,6 +23,10 @@ pub struct Persisted {
     pub accepted_epoch: u32,
     /// The epoch of the last leader this server synced with (NEWLEADER).
     pub current_epoch: u32,
+    /// The lease mark ([`Action::PersistLeaseMark`]): set, this server may have
+    /// acked lease rounds shortly before it stopped, and keeps that promise
+    /// again for `lease_ticks + 1` ticks after it starts.
+    pub lease_mark: bool,
     /// The zxid the runtime's state machine snapshot covers.
     pub snapshot_zxid: Zxid,
     /// Durable transactions after the snapshot, in order.
@@ -72,6 +76,13 @@ pub enum Action {
         accepted_epoch: u32,
         /// The current epoch.
         current_epoch: u32,
+    },
+    /// Durably store the lease mark before executing the next action: set
+    /// before the first ack of a lease round, cleared once the promise it made
+    /// has run out (see `read_index.rs`).
+    PersistLeaseMark {
+        /// The mark.
+        set: bool,
     },
     /// Append to the log, asynchronously; report with `Zab::log_durable`.
     Append(Vec<Txn>),

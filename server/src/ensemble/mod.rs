@@ -676,11 +676,22 @@ impl Replica {
                     accepted_epoch,
                     current_epoch,
                 } => {
-                    if let Err(e) = self.epochs.save(Epochs {
+                    let epochs = Epochs {
                         accepted: accepted_epoch,
                         current: current_epoch,
-                    }) {
+                        ..self.epochs.stored()
+                    };
+                    if let Err(e) = self.epochs.save(epochs) {
                         return self.fatal("cannot persist epochs", e);
+                    }
+                }
+                Action::PersistLeaseMark { set } => {
+                    let epochs = Epochs {
+                        lease_mark: set,
+                        ..self.epochs.stored()
+                    };
+                    if let Err(e) = self.epochs.save(epochs) {
+                        return self.fatal("cannot persist the lease mark", e);
                     }
                 }
                 Action::Append(txns) => {

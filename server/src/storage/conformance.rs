@@ -840,6 +840,7 @@ fn data_dir_lays_out_the_three_stores() {
     let e = Epochs {
         accepted: 2,
         current: 1,
+        lease_mark: true,
     };
     dd.epochs.save(e).unwrap();
     drop(dd);

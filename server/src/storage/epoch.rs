@@ -8,6 +8,10 @@
 //! directory). A missing file means epoch 0 (a fresh server). [`EpochStore::save`]
 //! writes `acceptedEpoch` before `currentEpoch`, so a crash between the two
 //! leaves `current <= accepted`, the order the protocol moves them in.
+//!
+//! Beside them, `leaseMark` holds ZAB's lease mark (`1` while this member may
+//! have promised an old leader's read lease, see `zab/src/read_index.rs`;
+//! missing or `0` otherwise), written the same way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,18 +25,22 @@ use super::{Error, Result};
 pub struct Epochs {
     pub accepted: u32,
     pub current: u32,
+    /// ZAB's lease mark (`Persisted::lease_mark`).
+    pub lease_mark: bool,
 }
 
 /// Where [`Epochs`] are kept.
 pub trait EpochStore: Send {
     /// The stored epochs; 0 for an epoch never saved.
     fn load(&self) -> Result<Epochs>;
-    /// Durably stores both epochs (each file only if its value changed).
+    /// Durably stores both epochs and the lease mark (each file only if its value
+    /// changed).
     fn save(&mut self, epochs: Epochs) -> Result<()>;
 }
 
 const ACCEPTED: &str = "acceptedEpoch";
 const CURRENT: &str = "currentEpoch";
+const LEASE_MARK: &str = "leaseMark";
 
 /// Epoch files `DIR/acceptedEpoch` and `DIR/currentEpoch`.
 #[derive(Debug)]
@@ -55,6 +63,11 @@ impl FileEpochStore {
         Ok(s)
     }
 
+    /// What is on disk (as last loaded or saved), to change one value of it.
+    pub fn stored(&self) -> Epochs {
+        self.cached
+    }
+
     fn read_one(&self, name: &str) -> Result<u32> {
         let path = self.dir.join(name);
         let text = match fs::read_to_string(&path) {
@@ -72,9 +85,21 @@ impl FileEpochStore {
 
 impl EpochStore for FileEpochStore {
     fn load(&self) -> Result<Epochs> {
+        let lease_mark = match self.read_one(LEASE_MARK)? {
+            0 => false,
+            1 => true,
+            n => {
+                return Err(Error::Corrupt {
+                    path: self.dir.join(LEASE_MARK),
+                    offset: 0,
+                    reason: format!("lease mark is {n}, not 0 or 1"),
+                })
+            }
+        };
         Ok(Epochs {
             accepted: self.read_one(ACCEPTED)?,
             current: self.read_one(CURRENT)?,
+            lease_mark,
         })
     }
 
@@ -94,6 +119,11 @@ impl EpochStore for FileEpochStore {
                 format!("{}\n", epochs.current).as_bytes(),
             )?;
             self.cached.current = epochs.current;
+        }
+        if epochs.lease_mark != self.cached.lease_mark {
+            let text: &[u8] = if epochs.lease_mark { b"1\n" } else { b"0\n" };
+            write_atomic(&self.dir, LEASE_MARK, text)?;
+            self.cached.lease_mark = epochs.lease_mark;
         }
         Ok(())
     }
@@ -126,12 +156,14 @@ mod tests {
         let e = Epochs {
             accepted: 7,
             current: 6,
+            lease_mark: true,
         };
         store.save(e).unwrap();
         assert_eq!(store.load().unwrap(), e);
         let e2 = Epochs {
             accepted: 7,
             current: 7,
+            lease_mark: false,
         };
         store.save(e2).unwrap();
         assert_eq!(store.load().unwrap(), e2);
@@ -148,8 +180,13 @@ mod tests {
             s.load().unwrap(),
             Epochs {
                 accepted: 7,
-                current: 7
+                current: 7,
+                lease_mark: false,
             }
+        );
+        assert_eq!(
+            fs::read_to_string(d.path().join("leaseMark")).unwrap(),
+            "0\n"
         );
         assert_eq!(
             fs::read_to_string(d.path().join("acceptedEpoch")).unwrap(),
@@ -167,7 +204,8 @@ mod tests {
             s.load().unwrap(),
             Epochs {
                 accepted: 3,
-                current: 0
+                current: 0,
+                lease_mark: false,
             }
         );
     }
@@ -178,6 +216,16 @@ mod tests {
         fs::write(d.path().join("currentEpoch"), "x1\n").unwrap();
         match FileEpochStore::open(d.path()) {
             Err(Error::Corrupt { path, .. }) => assert!(path.ends_with("currentEpoch")),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn file_lease_mark_other_than_0_or_1_is_corruption() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("leaseMark"), "2\n").unwrap();
+        match FileEpochStore::open(d.path()) {
+            Err(Error::Corrupt { path, .. }) => assert!(path.ends_with("leaseMark")),
             other => panic!("expected corruption, got {other:?}"),
         }
     }

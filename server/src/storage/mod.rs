@@ -15,6 +15,7 @@
 //! DIR/snapshot/snapshot.<16 hex> snapshots (see `snapshot.rs`)
 //! DIR/acceptedEpoch              decimal text, written atomically (see `epoch.rs`)
 //! DIR/currentEpoch               decimal text, written atomically
+//! DIR/leaseMark                  0 or 1, written atomically (ZAB's lease mark)
 //! ```
 //!
 //! # Log record format

@@ -380,10 +380,15 @@ pub fn verify(dir: &Path) -> Result<Report> {
             });
         }
     }
-    for name in ["acceptedEpoch", "currentEpoch"] {
+    for name in ["acceptedEpoch", "currentEpoch", "leaseMark"] {
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
             Ok(text) => match text.trim().parse::<u32>() {
+                Ok(v) if name == "leaseMark" && v > 1 => report.problems.push(Problem {
+                    file: path,
+                    offset: 0,
+                    reason: format!("lease mark is {v}, not 0 or 1"),
+                }),
                 Ok(v) => report.epochs.push((name.into(), v.to_string())),
                 Err(e) => report.problems.push(Problem {
                     file: path,

@@ -298,6 +298,7 @@ pub fn write_data_dir(tree: &DataTree, dir: &Path) -> Result<u64> {
     FileEpochStore::open(dir)?.save(Epochs {
         accepted: epoch,
         current: epoch,
+        lease_mark: false,
     })?;
     Ok(zxid)
 }

@@ -140,6 +140,7 @@ enum Event {
 struct Disk {
     accepted_epoch: u32,
     current_epoch: u32,
+    lease_mark: bool,
     snapshot: Vec<Txn>,
     log: Vec<Txn>,
 }
@@ -299,6 +300,7 @@ impl Sim {
                 disk: Disk {
                     accepted_epoch: 0,
                     current_epoch: 0,
+                    lease_mark: false,
                     snapshot: Vec::new(),
                     log: Vec::new(),
                 },
@@ -351,6 +353,7 @@ impl Sim {
         let persisted = Persisted {
             accepted_epoch: n.disk.accepted_epoch,
             current_epoch: n.disk.current_epoch,
+            lease_mark: n.disk.lease_mark,
             snapshot_zxid: n.disk.snapshot.last().map_or(Zxid::ZERO, |t| t.zxid),
             log: n.disk.log.clone(),
         };
@@ -465,6 +468,7 @@ impl Sim {
                     d.accepted_epoch = accepted_epoch;
                     d.current_epoch = current_epoch;
                 }
+                Action::PersistLeaseMark { set } => self.nodes[i].disk.lease_mark = set,
                 Action::Append(txns) => {
                     self.next_batch += 1;
                     let batch = self.next_batch;

@@ -23,6 +23,7 @@ struct Node {
     zab: Option<Zab>,
     accepted: u32,
     current: u32,
+    lease_mark: bool,
     snapshot: Vec<Txn>,
     log: Vec<Txn>,
     pending: Vec<Txn>,
@@ -94,6 +95,7 @@ impl Cluster {
                 } => {
                     format!("n{id} persist accepted {accepted_epoch} current {current_epoch}")
                 }
+                Action::PersistLeaseMark { set } => format!("n{id} persist lease mark {set}"),
                 Action::RoleChanged { role, epoch } => {
                     format!("n{id} role {role:?} (epoch {epoch})")
                 }
@@ -112,6 +114,7 @@ impl Cluster {
                     n.accepted = accepted_epoch;
                     n.current = current_epoch;
                 }
+                Action::PersistLeaseMark { set } => n.lease_mark = set,
                 Action::Append(t) => n.pending.extend(t),
                 Action::Truncate { after } => {
                     n.log.retain(|t| t.zxid <= after);
@@ -147,6 +150,7 @@ impl Cluster {
         let persisted = Persisted {
             accepted_epoch: n.accepted,
             current_epoch: n.current,
+            lease_mark: n.lease_mark,
             snapshot_zxid: n.snapshot.last().map_or(Zxid::ZERO, |t| t.zxid),
             log: n.log.clone(),
         };
