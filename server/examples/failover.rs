@@ -6,6 +6,10 @@
 //! open, so the others notice only by the election timeout. The frozen member is
 //! killed after the write (it would otherwise wake as a stale leader mid-run).
 //!
+//! `FAILOVER_LINEARIZABLE=1` keeps a client reading linearizably from the leader
+//! (so the leader holds its read lease) until the fault: the successor then waits
+//! for the lease to run out.
+//!
 //! `FAILOVER_LOG_DIR=DIR` keeps each member's log (`RUST_LOG=info`) as
 //! `DIR/<id>.log`, for the time line of an election.
 //!
@@ -76,6 +80,38 @@ async fn create(io: &mut Io, path: &str) -> bool {
     }
 }
 
+/// Linearizable reads of `/` from `addr`, one after another, until one fails (the
+/// member is gone). Returns how many succeeded.
+async fn read_linearizably(addr: SocketAddr) -> u64 {
+    let Some(mut io) = connect(addr).await else {
+        return 0;
+    };
+    let mut n = 0;
+    loop {
+        let req = wire::Request {
+            xid: n as i32 + 2,
+            consistency: wire::Consistency::Linearizable as i32,
+            op: Some(Op::GetData(wire::PathWatchRequest {
+                path: "/".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let frame = wire::ClientFrame {
+            kind: Some(client_frame::Kind::Request(req)),
+        };
+        if io.send(frame).await.is_err() {
+            return n;
+        }
+        match io.next().await {
+            Some(Ok(wire::ServerFrame {
+                kind: Some(server_frame::Kind::Response(r)),
+            })) if r.error == 0 => n += 1,
+            _ => return n,
+        }
+    }
+}
+
 async fn role(addr: SocketAddr) -> Option<String> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let mut io: Io = Framed::new(stream, Codec::new(1 << 20));
@@ -124,6 +160,7 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "target/release/zabkeeper".into());
     let freeze = std::env::var("FAILOVER_FAULT").is_ok_and(|f| f == "stop");
+    let linearizable = std::env::var("FAILOVER_LINEARIZABLE").is_ok_and(|v| v == "1");
     let dir = tempfile::tempdir().unwrap();
     let spec = "1=127.0.0.1:23881:23281,2=127.0.0.1:23882:23282,3=127.0.0.1:23883:23283";
     let addrs: Vec<SocketAddr> = (1..=3)
@@ -149,6 +186,14 @@ async fn main() {
         };
         let mut io = connect(addrs[leader]).await.expect("connect to the leader");
         assert!(create(&mut io, &format!("/before-{run}")).await);
+        let reader = linearizable.then(|| {
+            let addr = addrs[leader];
+            tokio::spawn(read_linearizably(addr))
+        });
+        if reader.is_some() {
+            // Long enough for lease rounds to be acked and renewed.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let mut child = children[leader].take().unwrap();
         let killed = Instant::now();
         let killed_at = std::time::SystemTime::now();
@@ -175,6 +220,10 @@ async fn main() {
             child.kill().unwrap();
         }
         child.wait().unwrap();
+        if let Some(reader) = reader {
+            let reads = reader.await.unwrap_or(0);
+            assert!(reads > 0, "no linearizable read was answered before the fault");
+        }
         println!(
             "run {run}: leader {} {} at {}, first acknowledged write after {} ms",
             leader + 1,
