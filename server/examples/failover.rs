@@ -222,7 +222,10 @@ async fn main() {
         child.wait().unwrap();
         if let Some(reader) = reader {
             let reads = reader.await.unwrap_or(0);
-            assert!(reads > 0, "no linearizable read was answered before the fault");
+            assert!(
+                reads > 0,
+                "no linearizable read was answered before the fault"
+            );
         }
         println!(
             "run {run}: leader {} {} at {}, first acknowledged write after {} ms",
