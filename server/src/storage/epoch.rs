@@ -42,6 +42,22 @@ const ACCEPTED: &str = "acceptedEpoch";
 const CURRENT: &str = "currentEpoch";
 const LEASE_MARK: &str = "leaseMark";
 
+/// The files [`FileEpochStore`] keeps in its directory, in the order it reads them.
+pub const FILES: [&str; 3] = [ACCEPTED, CURRENT, LEASE_MARK];
+
+/// The value one of [`FILES`] holds (`text` is its contents), or why it is corrupt:
+/// every file holds a decimal number, the lease mark only 0 or 1.
+pub fn parse_file(name: &str, text: &str) -> std::result::Result<u32, String> {
+    let n = text
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("epoch file does not hold a number: {e}"))?;
+    if name == LEASE_MARK && n > 1 {
+        return Err(format!("lease mark is {n}, not 0 or 1"));
+    }
+    Ok(n)
+}
+
 /// Epoch files `DIR/acceptedEpoch` and `DIR/currentEpoch`.
 #[derive(Debug)]
 pub struct FileEpochStore {
@@ -75,31 +91,20 @@ impl FileEpochStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(io_err("read", &path)(e)),
         };
-        text.trim().parse::<u32>().map_err(|e| Error::Corrupt {
+        parse_file(name, &text).map_err(|reason| Error::Corrupt {
             path,
             offset: 0,
-            reason: format!("epoch file does not hold a number: {e}"),
+            reason,
         })
     }
 }
 
 impl EpochStore for FileEpochStore {
     fn load(&self) -> Result<Epochs> {
-        let lease_mark = match self.read_one(LEASE_MARK)? {
-            0 => false,
-            1 => true,
-            n => {
-                return Err(Error::Corrupt {
-                    path: self.dir.join(LEASE_MARK),
-                    offset: 0,
-                    reason: format!("lease mark is {n}, not 0 or 1"),
-                })
-            }
-        };
         Ok(Epochs {
             accepted: self.read_one(ACCEPTED)?,
             current: self.read_one(CURRENT)?,
-            lease_mark,
+            lease_mark: self.read_one(LEASE_MARK)? == 1,
         })
     }
 

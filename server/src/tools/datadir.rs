@@ -380,20 +380,15 @@ pub fn verify(dir: &Path) -> Result<Report> {
             });
         }
     }
-    for name in ["acceptedEpoch", "currentEpoch", "leaseMark"] {
+    for name in crate::storage::epoch::FILES {
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => match text.trim().parse::<u32>() {
-                Ok(v) if name == "leaseMark" && v > 1 => report.problems.push(Problem {
-                    file: path,
-                    offset: 0,
-                    reason: format!("lease mark is {v}, not 0 or 1"),
-                }),
+            Ok(text) => match crate::storage::epoch::parse_file(name, &text) {
                 Ok(v) => report.epochs.push((name.into(), v.to_string())),
-                Err(e) => report.problems.push(Problem {
+                Err(reason) => report.problems.push(Problem {
                     file: path,
                     offset: 0,
-                    reason: format!("not an epoch number: {e}"),
+                    reason,
                 }),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -485,5 +480,27 @@ mod tests {
         assert_eq!(r.problems.len(), 1, "{r}");
         assert_eq!((r.problems[0].offset, r.records), (0, 0));
         assert!(r.problems[0].reason.contains("magic"), "{r}");
+    }
+
+    #[test]
+    fn epoch_files_are_checked_as_the_store_reads_them() {
+        let d = tempfile::tempdir().unwrap();
+        log_with(d.path(), 1);
+        std::fs::write(d.path().join("acceptedEpoch"), "3\n").unwrap();
+        std::fs::write(d.path().join("leaseMark"), "1\n").unwrap();
+        let r = verify(d.path()).unwrap();
+        assert!(r.problems.is_empty(), "{r}");
+        assert!(r.epochs.contains(&("leaseMark".into(), "1".into())), "{r}");
+        std::fs::write(d.path().join("leaseMark"), "2\n").unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "x\n").unwrap();
+        let r = verify(d.path()).unwrap();
+        assert_eq!(r.problems.len(), 2, "{r}");
+        let bad: Vec<_> = r.problems.iter().map(|p| p.file.clone()).collect();
+        assert!(bad.contains(&d.path().join("leaseMark")), "{r}");
+        assert!(bad.contains(&d.path().join("currentEpoch")), "{r}");
+        assert!(
+            r.problems.iter().any(|p| p.reason.contains("not 0 or 1")),
+            "{r}"
+        );
     }
 }
